@@ -1,1 +1,133 @@
-fn main() {}
+//! The `elixirscope` command: record BEAM nodes and travel through what they did.
+//!
+//! This file owns the command-line surface (clap definitions) and error
+//! reporting; recording lives in [`record`], capture options in [`capture_opts`],
+//! and the query commands in [`queries`].
+
+mod capture_opts;
+mod queries;
+mod record;
+mod summary;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Debugging and observability for Elixir and Erlang systems: attach to a live
+/// BEAM node (or start a program), record processes, messages, calls and
+/// GenServer state into a durable session, then travel through it.
+#[derive(Parser)]
+#[command(name = "elixirscope", version, max_term_width = 100)]
+struct Cli {
+    /// Where sessions are kept [default: $XDG_DATA_HOME/elixirscope or ~/.local/share/elixirscope]
+    #[arg(long, global = true, env = "ELIXIRSCOPE_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a program with distribution enabled and record it from its first second to its exit
+    #[command(
+        after_help = "Examples:\n  elixirscope run --state Demo.Counter -- mix run demo.exs\n  elixirscope run --trace 'lists:reverse/1' -- erl -noshell -s mymod main -s init stop"
+    )]
+    Run {
+        #[command(flatten)]
+        capture: capture_opts::CaptureOpts,
+        /// The program and its arguments
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Attach to a running node as a hidden node and record it until Ctrl-C, --for, or a budget
+    #[command(
+        after_help = "Examples:\n  elixirscope record my_app@localhost --for 30s\n  elixirscope record my_app@host --cookie secret --state MyApp.Cache --trace 'MyApp.Repo._/_'"
+    )]
+    Record {
+        /// Node name, e.g. my_app@localhost (a bare name means this host)
+        node: String,
+        #[command(flatten)]
+        capture: capture_opts::CaptureOpts,
+        /// Distribution cookie [default: $ELIXIRSCOPE_COOKIE, else ~/.erlang.cookie]
+        #[arg(long, value_name = "C")]
+        cookie: Option<String>,
+    },
+    /// List recorded sessions
+    Sessions {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Summarise a session: counts per kind, busiest processes, crashes, drops, trips
+    Show {
+        /// Session name, unique prefix, or `last`
+        session: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List events, filtered by time, process, kind, MFA and term content
+    Events(queries::EventsArgs),
+    /// State of a GenServer/gen_statem at a moment, what changed it, and the diff
+    State(queries::ProcAtArgs),
+    /// Messages sent to a process and not yet received (or handled) at a moment
+    Mailbox(queries::ProcAtArgs),
+    /// Supervision/process tree at a moment
+    Tree(queries::TreeArgs),
+    /// Every live process at a moment with its state and pending messages
+    Snapshot(queries::AtArgs),
+    /// Step to the next (or previous) events of a process from a moment
+    Step(queries::StepArgs),
+}
+
+/// Options shared by commands that print results.
+#[derive(Args, Clone, Copy)]
+pub struct OutputOpts {
+    /// Print one JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An error printed as one line; `code` is the exit status.
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure {
+            message: e.to_string(),
+            code: 1,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let home = cli
+        .home
+        .clone()
+        .unwrap_or_else(elixirscope_store::session::home);
+    let result = match cli.command {
+        Command::Run { capture, command } => record::run(&home, &capture, &command),
+        Command::Record {
+            node,
+            capture,
+            cookie,
+        } => record::record(&home, &node, &capture, cookie.as_deref()),
+        Command::Sessions { json } => queries::sessions(&home, json),
+        Command::Show { session, json } => queries::show(&home, &session, json),
+        Command::Events(a) => queries::events(&home, &a),
+        Command::State(a) => queries::state(&home, &a),
+        Command::Mailbox(a) => queries::mailbox(&home, &a),
+        Command::Tree(a) => queries::tree(&home, &a),
+        Command::Snapshot(a) => queries::snapshot(&home, &a),
+        Command::Step(a) => queries::step(&home, &a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

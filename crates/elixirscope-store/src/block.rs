@@ -192,7 +192,8 @@ impl BlockSummary {
     /// Whether the block may hold an event involving `pid`.
     pub fn may_involve(&self, pid: DictId) -> bool {
         let (a, b) = bloom_bits(pid);
-        self.pid_bloom[a / 64] & (1 << (a % 64)) != 0 && self.pid_bloom[b / 64] & (1 << (b % 64)) != 0
+        self.pid_bloom[a / 64] & (1 << (a % 64)) != 0
+            && self.pid_bloom[b / 64] & (1 << (b % 64)) != 0
     }
 
     /// Whether the block holds at least one event of `kind`.
@@ -266,7 +267,10 @@ impl EventsBuilder {
             self.max_ts = e.ts;
         }
         self.count += 1;
-        varint::put(&mut self.ts, varint::zigzag(e.ts.wrapping_sub(self.last_ts)));
+        varint::put(
+            &mut self.ts,
+            varint::zigzag(e.ts.wrapping_sub(self.last_ts)),
+        );
         self.last_ts = e.ts;
         self.min_ts = self.min_ts.min(e.ts);
         self.max_ts = self.max_ts.max(e.ts);
@@ -411,20 +415,21 @@ impl EventsBlock {
                 v => Some((id as i64 - varint::unzigzag(v - 1)) as EventId),
             };
             let aux = next(7)?;
-            let mut range = |col: usize, at: &mut usize| -> Result<Option<(u32, u32)>, &'static str> {
-                match next(col)? {
-                    0 => Ok(None),
-                    n => {
-                        let len = (n - 1) as usize;
-                        let start = *at;
-                        *at = start.checked_add(len).ok_or(BAD)?;
-                        if *at > terms_len {
-                            return Err(BAD);
+            let mut range =
+                |col: usize, at: &mut usize| -> Result<Option<(u32, u32)>, &'static str> {
+                    match next(col)? {
+                        0 => Ok(None),
+                        n => {
+                            let len = (n - 1) as usize;
+                            let start = *at;
+                            *at = start.checked_add(len).ok_or(BAD)?;
+                            if *at > terms_len {
+                                return Err(BAD);
+                            }
+                            Ok(Some((start as u32, len as u32)))
                         }
-                        Ok(Some((start as u32, len as u32)))
                     }
-                }
-            };
+                };
             let term = range(8, &mut t1)?;
             let term2 = range(9, &mut t2)?;
             rows.push(Row {
@@ -534,7 +539,10 @@ mod tests {
         let mut bad = framed.clone();
         *bad.last_mut().unwrap() ^= 0xff;
         let header = BlockHeader::decode(&bad).unwrap();
-        assert_eq!(unframe(&header, &bad[BLOCK_HEADER_LEN..]), Err("block checksum mismatch"));
+        assert_eq!(
+            unframe(&header, &bad[BLOCK_HEADER_LEN..]),
+            Err("block checksum mismatch")
+        );
         assert!(EventsBlock::decode(0, &[0; 5]).is_err());
     }
 }

@@ -29,7 +29,9 @@ pub struct Dictionary {
 impl Dictionary {
     /// The atom text for `id`.
     pub fn atom(&self, id: DictId) -> Option<&str> {
-        self.atoms.get((id as usize).checked_sub(1)?).map(String::as_str)
+        self.atoms
+            .get((id as usize).checked_sub(1)?)
+            .map(String::as_str)
     }
 
     /// The process for `id`.

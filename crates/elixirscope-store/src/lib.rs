@@ -50,7 +50,10 @@ fn known_hint(known: &[String]) -> String {
     if known.is_empty() {
         "; there are no recorded sessions yet (see `elixirscope sessions`)".into()
     } else {
-        format!("; recent sessions: {} (see `elixirscope sessions`)", known.join(", "))
+        format!(
+            "; recent sessions: {} (see `elixirscope sessions`)",
+            known.join(", ")
+        )
     }
 }
 

@@ -54,7 +54,12 @@ impl SessionReader {
             Err(e) => {
                 problems.push(format!("{e}; using defaults"));
                 let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-                let mut m = SessionMeta::new(&name.unwrap_or_default(), "unknown", "unknown", serde_json::Value::Null);
+                let mut m = SessionMeta::new(
+                    &name.unwrap_or_default(),
+                    "unknown",
+                    "unknown",
+                    serde_json::Value::Null,
+                );
                 m.status = SessionStatus::Interrupted;
                 m.recorder_pid = None;
                 m
@@ -81,7 +86,15 @@ impl SessionReader {
             .map(|s| s.offset + s.len as u64)
             .unwrap_or(block::SEGMENT_HEADER_LEN);
         if indexed_end < seg_len {
-            scan_segment(&segment, &seg_path, indexed_end, seg_len, live, &mut summaries, &mut problems);
+            scan_segment(
+                &segment,
+                &seg_path,
+                indexed_end,
+                seg_len,
+                live,
+                &mut summaries,
+                &mut problems,
+            );
         }
 
         let mut dict = Dictionary::default();
@@ -190,7 +203,10 @@ impl SessionReader {
     /// Index of the first block whose events may be at or after `ts`
     /// (blocks are in id order; timestamps are nearly ordered).
     pub fn first_block_at_or_after(&self, ts: i64) -> usize {
-        self.blocks.iter().position(|b| b.max_ts >= ts).unwrap_or(self.blocks.len())
+        self.blocks
+            .iter()
+            .position(|b| b.max_ts >= ts)
+            .unwrap_or(self.blocks.len())
     }
 }
 
@@ -288,7 +304,9 @@ fn summarize_block_at(segment: &File, pos: u64, seg_len: u64) -> Result<BlockSum
     if pos + BLOCK_HEADER_LEN as u64 > seg_len {
         return Err("incomplete block header".into());
     }
-    segment.read_exact_at(&mut h, pos).map_err(|e| e.to_string())?;
+    segment
+        .read_exact_at(&mut h, pos)
+        .map_err(|e| e.to_string())?;
     let header = BlockHeader::decode(&h)?;
     if pos + header.total_len() > seg_len {
         return Err("incomplete block".into());
@@ -342,7 +360,9 @@ fn find_next_block(segment: &File, from: u64, seg_len: u64) -> Option<u64> {
         let n = ((seg_len - pos) as usize).min(buf.len());
         segment.read_exact_at(&mut buf[..n], pos).ok()?;
         for i in 0..n.saturating_sub(3) {
-            if &buf[i..i + 4] == block::BLOCK_MAGIC && summarize_block_at(segment, pos + i as u64, seg_len).is_ok() {
+            if &buf[i..i + 4] == block::BLOCK_MAGIC
+                && summarize_block_at(segment, pos + i as u64, seg_len).is_ok()
+            {
                 return Some(pos + i as u64);
             }
         }

@@ -291,7 +291,12 @@ pub fn list_sessions(home: &Path) -> Result<Vec<SessionEntry>, StoreError> {
         });
     }
     out.sort_by(|a, b| {
-        let key = |e: &SessionEntry| e.meta.as_ref().map(|m| m.created.clone()).unwrap_or_default();
+        let key = |e: &SessionEntry| {
+            e.meta
+                .as_ref()
+                .map(|m| m.created.clone())
+                .unwrap_or_default()
+        };
         key(a).cmp(&key(b)).then(a.name.cmp(&b.name))
     });
     Ok(out)
@@ -323,12 +328,20 @@ pub fn resolve_session(home: &Path, name: &str) -> Result<PathBuf, StoreError> {
     if let Some(s) = sessions.iter().find(|s| s.name == name) {
         return Ok(s.dir.clone());
     }
-    let matches: Vec<_> = sessions.iter().filter(|s| s.name.starts_with(name)).collect();
+    let matches: Vec<_> = sessions
+        .iter()
+        .filter(|s| s.name.starts_with(name))
+        .collect();
     match matches.as_slice() {
         [one] => Ok(one.dir.clone()),
         [] => Err(StoreError::NotFound {
             name: name.to_owned(),
-            known: sessions.iter().rev().take(5).map(|s| s.name.clone()).collect(),
+            known: sessions
+                .iter()
+                .rev()
+                .take(5)
+                .map(|s| s.name.clone())
+                .collect(),
         }),
         many => Err(StoreError::Ambiguous {
             name: name.to_owned(),
@@ -361,7 +374,8 @@ pub fn prune(home: &Path, limits: Retention, keep: &str) -> Result<Vec<String>, 
     let mut total: u64 = sessions.iter().map(|s| s.disk_bytes).sum();
     let mut removed = Vec::new();
     for s in &sessions {
-        let recording = matches!(&s.meta, Ok(m) if m.effective_status() == SessionStatus::Recording);
+        let recording =
+            matches!(&s.meta, Ok(m) if m.effective_status() == SessionStatus::Recording);
         if s.name == keep || recording {
             continue;
         }

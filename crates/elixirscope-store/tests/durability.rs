@@ -11,9 +11,18 @@ fn write_session(home: &std::path::Path, events: u64) -> PathBuf {
     let node = w.dict_mut().intern_atom("test@host");
     let m = w.dict_mut().intern_atom("Elixir.Counter");
     let f = w.dict_mut().intern_atom("bump");
-    let mfa = w.dict_mut().intern_mfa(MfaEntry { module: m, function: f, arity: 1 });
+    let mfa = w.dict_mut().intern_mfa(MfaEntry {
+        module: m,
+        function: f,
+        arity: 1,
+    });
     for i in 0..events {
-        let pid = w.dict_mut().intern_pid(PidEntry { node, number: 100 + (i % 7) as u32, serial: 0, creation: 1 });
+        let pid = w.dict_mut().intern_pid(PidEntry {
+            node,
+            number: 100 + (i % 7) as u32,
+            serial: 0,
+            creation: 1,
+        });
         let arg = [108u8, 0, 0, 0, 1, 97, (i % 200) as u8, 106];
         let mut e = NewEvent::new(1_000_000 + i as i64 * 1000, EventKind::Call, node, pid);
         e.mfa = mfa;
@@ -31,7 +40,9 @@ fn write_session(home: &std::path::Path, events: u64) -> PathBuf {
 }
 
 fn all_ids(r: &SessionReader) -> Vec<u64> {
-    (0..r.blocks().len()).flat_map(|i| r.block(i).iter().map(|e| e.id).collect::<Vec<_>>()).collect()
+    (0..r.blocks().len())
+        .flat_map(|i| r.block(i).iter().map(|e| e.id).collect::<Vec<_>>())
+        .collect()
 }
 
 #[test]
@@ -53,7 +64,9 @@ fn events_survive_reopen_with_their_fields() {
         assert_eq!(r.dict().atom(mfa.module), Some("Elixir.Counter"));
     })
     .unwrap();
-    let bytes = std::fs::metadata(dir.join("events-0000.seg")).unwrap().len();
+    let bytes = std::fs::metadata(dir.join("events-0000.seg"))
+        .unwrap()
+        .len();
     assert!(bytes < 50_000 * 16, "{bytes} bytes for 50k call events");
 }
 

@@ -233,7 +233,8 @@ impl<'a> Decoder<'a> {
     #[inline(never)]
     fn fun(&mut self, at: usize, depth: usize) -> Result<Term, DecodeError> {
         let size = self.u32()? as usize;
-        let end = at.saturating_add(size);
+        // Size counts itself but not the tag byte.
+        let end = at.saturating_add(1).saturating_add(size);
         if end > self.bytes.len() {
             return Err(DecodeError::Truncated {
                 offset: at,
@@ -559,7 +560,7 @@ pub fn encode_into(term: &Term, out: &mut Vec<u8>) {
             for v in free_vars {
                 encode_into(v, out);
             }
-            let size = (out.len() - start) as u32;
+            let size = (out.len() - start - 1) as u32;
             out[start + 1..start + 5].copy_from_slice(&size.to_be_bytes());
         }
         Term::Binary(b) => {

@@ -7,15 +7,18 @@
 //!   limits on nesting and sizes so hostile bytes give an error, never a panic or an
 //!   unbounded allocation, plus a zero-copy [`view`] used on the ingest hot path;
 //! - printing terms the way Elixir's `inspect` prints them ([`inspect`]) and a
-//!   structural [`diff`] between two terms.
+//!   structural [`diff`] between two terms;
+//! - module/function/arity patterns in Elixir or Erlang syntax ([`mfa_pattern`]).
 
 pub mod diff;
 pub mod etf;
 pub mod inspect;
+pub mod mfa_pattern;
 pub mod view;
 
 pub use etf::{decode, decode_body, encode, encode_body, DecodeError};
 pub use inspect::{inspect, InspectOptions};
+pub use mfa_pattern::{CallPattern, PatternError};
 
 /// An Erlang term.
 #[derive(Debug, Clone, PartialEq)]

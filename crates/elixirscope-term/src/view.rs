@@ -138,8 +138,8 @@ pub fn term_len(b: &[u8], at: usize) -> Result<usize, DecodeError> {
             }
             tag::NEW_FUN => {
                 need(b, pos, 4)?;
-                // The size field counts from the tag byte.
-                pos = pos - 1 + be32(b, pos) as usize;
+                // The size field counts itself but not the tag byte.
+                pos += be32(b, pos) as usize;
             }
             tag::COMPRESSED => return Err(DecodeError::Compressed),
             other => {
@@ -339,6 +339,30 @@ impl<'a> View<'a> {
             }),
             _ => None,
         }
+    }
+
+    /// The key/value pairs, if this is a map.
+    pub fn map_entries(&self) -> Option<impl Iterator<Item = (View<'a>, View<'a>)>> {
+        let b = self.bytes;
+        if b[0] != tag::MAP {
+            return None;
+        }
+        let mut items = Elements {
+            bytes: b,
+            pos: 5,
+            left: 2 * be32(b, 1) as usize,
+            string: false,
+        };
+        Some(std::iter::from_fn(move || {
+            Some((items.next()?, items.next()?))
+        }))
+    }
+
+    /// The value under the atom key `key`, if this is a map holding it.
+    pub fn map_get(&self, key: &str) -> Option<View<'a>> {
+        self.map_entries()?
+            .find(|(k, _)| k.is_atom(key))
+            .map(|(_, v)| v)
     }
 
     /// The bytes, if this is a binary.

@@ -1,0 +1,99 @@
+%% What already exists when capture starts: processes and behaviour states.
+%%
+%% Every live process is described once (parent, initial call, registered name,
+%% links, monitors, ancestors) so the process tree and names are known from the
+%% first moment of the session, not only for processes spawned later. For
+%% processes whose state is recorded, the current state is read with
+%% sys:get_state/2 by a separate, short-lived process with a short timeout, so a
+%% busy or stuck process can never block capture.
+-module(elixirscope_snapshot).
+
+-export([send_processes/2, describe/1]).
+
+%% StateMods: callback modules whose processes get their state read.
+send_processes(Tracer, StateMods) ->
+    Own = [self(), Tracer],
+    Procs = [P || P <- erlang:processes(), not lists:member(P, Own)],
+    send_chunks(Tracer, Procs, []),
+    case StateMods of
+        [] -> ok;
+        _ -> spawn(fun() -> read_states(Tracer, Procs, StateMods) end)
+    end,
+    ok.
+
+send_chunks(Tracer, [], Acc) ->
+    Tracer ! {es_events, lists:reverse(Acc)};
+send_chunks(Tracer, Procs, Acc) when length(Acc) >= 200 ->
+    Tracer ! {es_events, lists:reverse(Acc)},
+    send_chunks(Tracer, Procs, []);
+send_chunks(Tracer, [P | Rest], Acc) ->
+    case describe(P) of
+        undefined -> send_chunks(Tracer, Rest, Acc);
+        Ev -> send_chunks(Tracer, Rest, [Ev | Acc])
+    end.
+
+%% {es_proc, Pid, Ts, Parent, InitialCall, Info} or undefined if Pid is gone.
+describe(P) ->
+    Items = [registered_name, initial_call, parent, links, monitors, dictionary,
+             trap_exit, status, message_queue_len, group_leader],
+    case erlang:process_info(P, Items) of
+        undefined -> undefined;
+        Info ->
+            Dict = proplists:get_value(dictionary, Info, []),
+            Ancestors = case lists:keyfind('$ancestors', 1, Dict) of
+                            {_, A} when is_list(A) -> A;
+                            _ -> []
+                        end,
+            Initial = case lists:keyfind('$initial_call', 1, Dict) of
+                          {_, {_, _, _} = IC} -> IC;
+                          _ -> proplists:get_value(initial_call, Info)
+                      end,
+            Parent = case proplists:get_value(parent, Info) of
+                         undefined -> first_pid(Ancestors);
+                         Pa -> Pa
+                     end,
+            Name = case proplists:get_value(registered_name, Info) of
+                       [] -> undefined;
+                       N -> N
+                   end,
+            Monitors = [Target || {process, Target} <- proplists:get_value(monitors, Info, [])],
+            Facts = #{registered_name => Name,
+                      links => proplists:get_value(links, Info, []),
+                      monitors => Monitors,
+                      ancestors => Ancestors,
+                      trap_exit => proplists:get_value(trap_exit, Info),
+                      status => proplists:get_value(status, Info),
+                      message_queue_len => proplists:get_value(message_queue_len, Info),
+                      group_leader => proplists:get_value(group_leader, Info)},
+            {es_proc, P, erlang:monotonic_time(nanosecond), Parent, Initial, Facts}
+    end.
+
+first_pid([P | _]) when is_pid(P) -> P;
+first_pid([Name | Rest]) when is_atom(Name) ->
+    case whereis(Name) of
+        undefined -> first_pid(Rest);
+        P -> P
+    end;
+first_pid(_) -> undefined.
+
+read_states(Tracer, Procs, StateMods) ->
+    erlang:trace(self(), false, [all]),
+    [read_state(Tracer, P) || P <- Procs, lists:member(callback_module(P), StateMods)],
+    ok.
+
+callback_module(P) ->
+    case erlang:process_info(P, dictionary) of
+        {dictionary, D} ->
+            case lists:keyfind('$initial_call', 1, D) of
+                {_, {M, _, _}} -> M;
+                _ -> undefined
+            end;
+        _ -> undefined
+    end.
+
+read_state(Tracer, P) ->
+    try sys:get_state(P, 500) of
+        State -> Tracer ! {es_events, [{es_state, P, erlang:monotonic_time(nanosecond), State}]}
+    catch
+        _:_ -> ok
+    end.

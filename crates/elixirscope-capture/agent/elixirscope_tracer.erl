@@ -1,0 +1,375 @@
+%% The tracer process: receives trace messages, applies sampling and budgets,
+%% batches events and ships them to the collector.
+%%
+%% Transport contract (frames are Erlang terms, 4-byte length prefixed):
+%%   agent -> collector: {es_hello, 1, Token, Node, Info}
+%%                       {es_batch, Seq, DroppedSoFar, Events}
+%%                       {es_bye, Seq, Stats}
+%%   collector -> agent: {es_welcome}, {es_ack, Seq}, {es_stop}
+%% A batch is handed to the socket with port_command(..., [nosuspend]); when the
+%% socket is busy or too many batches are unacknowledged, the batch is dropped
+%% and counted, and the next batch carries the new drop total. The node is never
+%% made to wait for the collector.
+%%
+%% Budgets (events, events/s, duration, mailbox backlog, tracer memory) are
+%% checked as events arrive; hitting one trips the capture: tracing stops for
+%% good, the reason is sent, and the tracer waits to be told to stop. If the
+%% collector connection is lost (dead-man), tracing stops and the agent unloads
+%% itself.
+-module(elixirscope_tracer).
+
+-export([start/2, flush_sync/2]).
+
+-record(st, {config, sock, token, setup = #{}, own = #{},
+             acc = [], acc_n = 0, timer = false,
+             seq = 0, acked = 0, max_inflight = 64,
+             batch_max = 2000, batch_delay = 20,
+             sample = 1,
+             total = 0, dropped = 0, sampled_out = 0, discarded = 0,
+             window_start = 0, window_base = 0, since_check = 0, check_every = 500,
+             max_events, max_rate, max_backlog, max_memory, max_backlog_seen = 0,
+             tripped = false, watch = [], wanted = [], syncs = [],
+             run_mode = false, at_exit = false, started}).
+
+start(Config, Caller) ->
+    spawn(fun() -> init(Config, Caller) end).
+
+init(Config, Caller) ->
+    process_flag(message_queue_data, off_heap),
+    process_flag(trap_exit, true),
+    erlang:trace(self(), false, [all]),
+    case catch register(elixirscope_tracer, self()) of
+        true -> connect(Config, Caller);
+        _ -> Caller ! {elixirscope_tracer_failed, self(), already_capturing}
+    end.
+
+connect(Config, Caller) ->
+    {Host, Port} = maps:get(collector, Config),
+    Opts = [binary, {packet, 4}, {active, true}, {nodelay, true},
+            {send_timeout, 5000}, {send_timeout_close, true}],
+    case gen_tcp:connect(Host, Port, Opts, 5000) of
+        {ok, Sock} ->
+            Token = maps:get(token, Config, <<>>),
+            Info = #{otp_release => list_to_binary(erlang:system_info(otp_release)),
+                     monotonic_ns => erlang:monotonic_time(nanosecond),
+                     time_offset_ns => erlang:time_offset(nanosecond),
+                     schedulers => erlang:system_info(schedulers_online),
+                     process_count => erlang:system_info(process_count),
+                     tracer => process},
+            ok = gen_tcp:send(Sock, term_to_binary({es_hello, 1, Token, node(), Info})),
+            receive
+                {tcp, Sock, Bin} ->
+                    case catch binary_to_term(Bin, [safe]) of
+                        {es_welcome} -> ready(Config, Caller, Sock, Token);
+                        Other ->
+                            gen_tcp:close(Sock),
+                            Caller ! {elixirscope_tracer_failed, self(), {collector_refused, Other}}
+                    end;
+                {tcp_closed, Sock} ->
+                    Caller ! {elixirscope_tracer_failed, self(), collector_closed}
+            after 5000 ->
+                gen_tcp:close(Sock),
+                Caller ! {elixirscope_tracer_failed, self(), collector_silent}
+            end;
+        {error, Why} ->
+            Caller ! {elixirscope_tracer_failed, self(), {collector_unreachable, Host, Port, Why}}
+    end.
+
+ready(Config, Caller, Sock, Token) ->
+    Budget = maps:get(budget, Config, #{}),
+    Now = erlang:monotonic_time(millisecond),
+    case maps:get(max_duration_ms, Budget, infinity) of
+        infinity -> ok;
+        Ms -> erlang:send_after(Ms, self(), es_duration)
+    end,
+    MaxRate = maps:get(max_rate, Budget, infinity),
+    S = #st{config = Config, sock = Sock, token = Token,
+            own = #{self() => true, Caller => true},
+            sample = max(1, maps:get(sample, Config, 1)),
+            batch_max = maps:get(batch_max, Config, 2000),
+            batch_delay = maps:get(batch_delay_ms, Config, 20),
+            max_inflight = maps:get(max_inflight, Config, 64),
+            max_events = maps:get(max_events, Budget, infinity),
+            max_rate = MaxRate,
+            check_every = case MaxRate of
+                              infinity -> 1000;
+                              R -> max(10, min(1000, R div 20))
+                          end,
+            max_backlog = maps:get(max_backlog, Budget, 100000),
+            max_memory = maps:get(max_memory, Budget, 256 * 1024 * 1024),
+            run_mode = maps:get(run_mode, Config, false),
+            window_start = Now, started = Now},
+    Caller ! {elixirscope_tracer_ready, self()},
+    erlang:send_after(100, self(), es_housekeeping),
+    loop(S).
+
+loop(S) ->
+    receive
+        Msg -> loop(handle(Msg, S))
+    end.
+
+handle(Msg, S) when element(1, Msg) =:= trace_ts -> trace_event(Msg, S);
+handle({es_events, Evs}, S) -> lists:foldl(fun accept/2, S, Evs);
+handle({tcp, _, Bin}, S) -> control(catch binary_to_term(Bin, [safe]), S);
+handle({inet_reply, _, ok}, S) -> S;
+handle({inet_reply, _, {error, Why}}, S) -> dead_man({send_failed, Why}, S);
+handle({tcp_closed, _}, S) -> dead_man(collector_closed, S);
+handle({tcp_error, _, Why}, S) -> dead_man({tcp_error, Why}, S);
+handle(es_flush_tick, S) -> flush(S#st{timer = false});
+handle(es_housekeeping, S) -> housekeeping(S);
+handle(es_duration, S) ->
+    trip(max_duration, <<"capture reached its maximum duration">>, S);
+handle({es_setup_done, Setup}, S) -> setup_done(Setup, S);
+handle({es_stop, From}, S) -> stop(From, S);
+handle({es_status, From, Ref}, S) -> From ! {Ref, stats(S)}, S;
+handle({es_flush_sync, From, Ref}, S) ->
+    S1 = flush(S),
+    Seq = S1#st.seq + 1,
+    case send_frame(term_to_binary({es_batch, Seq, S1#st.dropped, []}), S1) of
+        true -> S1#st{seq = Seq, syncs = [{Seq, From, Ref} | S1#st.syncs]};
+        false -> From ! {Ref, busy}, S1
+    end;
+handle({'EXIT', _, _}, S) -> S;
+handle(_Other, S) -> S.
+
+%% Trace messages.
+trace_event(_Msg, #st{tripped = T} = S) when T =/= false ->
+    S#st{discarded = S#st.discarded + 1};
+trace_event(Msg, #st{own = Own} = S) ->
+    Pid = element(2, Msg),
+    case Own of
+        #{Pid := _} -> S;
+        _ -> trace_event_foreign(Msg, S)
+    end.
+
+trace_event_foreign({trace_ts, Pid, spawned, Parent, _, _} = Msg, #st{own = Own} = S) ->
+    case Own of
+        #{Parent := _} -> S#st{own = Own#{Pid => true}};
+        _ -> sample(Msg, S)
+    end;
+trace_event_foreign({trace_ts, Pid, call, {M, F, [Arg | _] = Args}, _},
+                    #st{watch = [_ | _] = Watch} = S)
+  when M =:= error_handler; M =:= code ->
+    Trigger = {M, F, length(Args)},
+    case lists:member(Trigger, elixirscope_module_watch:triggers())
+        andalso lists:member(Arg, Watch) of
+        true -> module_loading(Pid, Arg, Trigger, S);
+        false -> S
+    end;
+trace_event_foreign(Msg, S) ->
+    sample(Msg, S).
+
+sample(Msg, #st{sample = 1} = S) -> accept(Msg, S);
+sample(Msg, #st{sample = N} = S) ->
+    Keep = case Msg of
+               {trace_ts, _, send, M, _, _} -> erlang:phash2(M, N) =:= 0;
+               {trace_ts, _, 'receive', M, _} -> erlang:phash2(M, N) =:= 0;
+               {trace_ts, P, call, _, _} -> erlang:phash2(P, N) =:= 0;
+               {trace_ts, P, return_from, _, _, _} -> erlang:phash2(P, N) =:= 0;
+               _ -> true
+           end,
+    case Keep of
+        true -> accept(Msg, S);
+        false -> S#st{sampled_out = S#st.sampled_out + 1}
+    end.
+
+accept(Msg, S) ->
+    N = S#st.acc_n + 1,
+    S1 = S#st{acc = [Msg | S#st.acc], acc_n = N, total = S#st.total + 1,
+              since_check = S#st.since_check + 1},
+    S2 = case N >= S1#st.batch_max of
+             true -> flush(S1);
+             false when S1#st.timer =:= false ->
+                 erlang:send_after(S1#st.batch_delay, self(), es_flush_tick),
+                 S1#st{timer = true};
+             false -> S1
+         end,
+    budget(S2).
+
+%% Budgets.
+budget(#st{total = T, max_events = Max} = S) when is_integer(Max), T >= Max ->
+    trip(max_events, iolist_to_binary(io_lib:format("captured ~b events (budget ~b)", [T, Max])), S);
+budget(#st{since_check = C, check_every = E} = S) when C < E -> S;
+budget(S) ->
+    Now = erlang:monotonic_time(millisecond),
+    {message_queue_len, Backlog} = erlang:process_info(self(), message_queue_len),
+    S1 = S#st{since_check = 0, max_backlog_seen = max(Backlog, S#st.max_backlog_seen)},
+    InWindow = S1#st.total - S1#st.window_base,
+    if
+        Backlog > S1#st.max_backlog ->
+            trip(max_backlog, fmt("tracer mailbox held ~b messages (budget ~b)",
+                                  [Backlog, S1#st.max_backlog]), S1);
+        is_integer(S1#st.max_rate), InWindow > S1#st.max_rate, Now - S1#st.window_start < 1000 ->
+            trip(max_rate, fmt("~b events in ~b ms (budget ~b events/s)",
+                               [InWindow, Now - S1#st.window_start, S1#st.max_rate]), S1);
+        Now - S1#st.window_start >= 1000 ->
+            memory_check(S1#st{window_start = Now, window_base = S1#st.total});
+        true -> S1
+    end.
+
+memory_check(S) ->
+    {memory, Mem} = erlang:process_info(self(), memory),
+    case Mem > S#st.max_memory of
+        true -> trip(max_memory, fmt("tracer used ~b bytes (budget ~b)", [Mem, S#st.max_memory]), S);
+        false -> S
+    end.
+
+fmt(F, A) -> iolist_to_binary(io_lib:format(F, A)).
+
+%% A trip is one-way: tracing stops and is never resumed by the agent.
+trip(Reason, Detail, S) ->
+    S1 = stop_tracing(S),
+    Trip = {es_trip, erlang:monotonic_time(nanosecond), Reason, Detail},
+    S2 = S1#st{acc = [Trip | S1#st.acc], acc_n = S1#st.acc_n + 1, tripped = {Reason, Detail}},
+    flush(S2).
+
+stop_tracing(S) ->
+    elixirscope_module_watch:clear(),
+    elixirscope_trace_setup:clear(S#st.setup),
+    S.
+
+%% Shipping batches.
+flush(#st{acc_n = 0} = S) -> S;
+flush(S) ->
+    Inflight = S#st.seq - S#st.acked,
+    Seq = S#st.seq + 1,
+    case Inflight < S#st.max_inflight andalso
+        send_frame(term_to_binary({es_batch, Seq, S#st.dropped, lists:reverse(S#st.acc)}), S) of
+        true -> S#st{seq = Seq, acc = [], acc_n = 0};
+        false -> S#st{dropped = S#st.dropped + S#st.acc_n, acc = [], acc_n = 0}
+    end.
+
+send_frame(Bin, #st{sock = Sock}) ->
+    try erlang:port_command(Sock, Bin, [nosuspend])
+    catch error:_ -> false
+    end.
+
+control({es_ack, Seq}, S) when is_integer(Seq) ->
+    Acked = max(Seq, S#st.acked),
+    {Done, Waiting} = lists:partition(fun({Q, _, _}) -> Q =< Acked end, S#st.syncs),
+    [From ! {Ref, ok} || {_, From, Ref} <- Done],
+    S#st{acked = Acked, syncs = Waiting};
+control({es_stop}, S) -> stop(none, S);
+control(_, S) -> S.
+
+setup_done(Setup, S) ->
+    Pending = maps:get(pending, Setup, []),
+    PendingState = maps:get(pending_state_modules, Setup, []),
+    Watch = lists:usort([M || {M, _, _} <- Pending] ++ PendingState),
+    case Watch of
+        [] -> ok;
+        _ -> elixirscope_module_watch:set(Watch)
+    end,
+    Start = {es_setup, erlang:monotonic_time(nanosecond), maps:remove(pending, Setup)},
+    accept(Start, S#st{setup = Setup#{extra_patterns => []}, watch = Watch, wanted = Pending}).
+
+module_loading(Pid, M, Trigger, S) ->
+    Self = self(),
+    OnLoaded =
+        fun() ->
+                StateMfas = case lists:member(M, maps:get(pending_state_modules, S#st.setup, [])) of
+                                true ->
+                                    B = elixirscope_trace_setup:behaviour(M),
+                                    Self ! {es_events, [{es_state_module, erlang:monotonic_time(nanosecond), M, B}]},
+                                    elixirscope_trace_setup:callback_mfas(M, B);
+                                false -> []
+                            end,
+                elixirscope_trace_setup:apply_module(M, S#st.wanted ++ StateMfas)
+        end,
+    Applied = case catch elixirscope_module_watch:loading(Pid, M, Trigger, OnLoaded) of
+                  L when is_list(L) -> L;
+                  _ -> []
+              end,
+    Watch = lists:delete(M, S#st.watch),
+    elixirscope_module_watch:set(Watch),
+    Setup = S#st.setup,
+    Patterns = maps:get(patterns, Setup, []) ++ Applied,
+    Ev = {es_module, erlang:monotonic_time(nanosecond), M, Applied},
+    accept(Ev, S#st{watch = Watch, setup = Setup#{patterns => Patterns}}).
+
+housekeeping(S) ->
+    erlang:send_after(100, self(), es_housekeeping),
+    S1 = case S#st.run_mode andalso not S#st.at_exit of
+             true -> register_at_exit(S);
+             false -> S
+         end,
+    case S1#st.tripped of
+        false -> budget(S1#st{since_check = S1#st.check_every});
+        _ -> S1
+    end.
+
+%% In run mode, flush everything before an Elixir program halts the VM.
+register_at_exit(S) ->
+    case ets:info(elixir_config, size) of
+        undefined -> S;
+        _ ->
+            Tracer = self(),
+            spawn(fun() ->
+                          erlang:trace(self(), false, [all]),
+                          catch 'Elixir.System':at_exit(fun(_) -> flush_sync(Tracer, 5000) end)
+                  end),
+            S#st{at_exit = true}
+    end.
+
+%% Waits until every trace message generated so far is acknowledged by the collector.
+flush_sync(Tracer, Timeout) ->
+    catch erlang:trace(self(), false, [all]),
+    Ref = erlang:trace_delivered(all),
+    receive {trace_delivered, all, Ref} -> ok after Timeout -> ok end,
+    Ref2 = make_ref(),
+    Tracer ! {es_flush_sync, self(), Ref2},
+    receive {Ref2, _} -> ok after Timeout -> timeout end.
+
+%% Stopping: no more tracing, deliver what was traced, say goodbye, exit.
+stop(From, S) ->
+    S1 = stop_tracing(S),
+    Ref = erlang:trace_delivered(all),
+    S2 = drain(Ref, S1),
+    S3 = flush(S2),
+    Seq = S3#st.seq + 1,
+    Bye = term_to_binary({es_bye, Seq, stats(S3)}),
+    _ = gen_tcp:send(S3#st.sock, Bye),
+    wait_ack(Seq, S3, erlang:monotonic_time(millisecond) + 5000),
+    gen_tcp:close(S3#st.sock),
+    case From of
+        Pid when is_pid(Pid) -> Pid ! {elixirscope_stopped, self()};
+        _ -> ok
+    end,
+    exit(normal).
+
+drain(Ref, S) ->
+    receive
+        {trace_delivered, all, Ref} -> S;
+        Msg when element(1, Msg) =:= trace_ts ->
+            drain(Ref, trace_event(Msg, S));
+        {es_events, Evs} -> drain(Ref, lists:foldl(fun accept/2, S, Evs))
+    after 5000 -> S
+    end.
+
+wait_ack(Seq, S, Deadline) ->
+    Left = Deadline - erlang:monotonic_time(millisecond),
+    receive
+        {tcp, _, Bin} ->
+            case catch binary_to_term(Bin, [safe]) of
+                {es_ack, A} when A >= Seq -> ok;
+                _ -> wait_ack(Seq, S, Deadline)
+            end;
+        {tcp_closed, _} -> ok
+    after max(0, Left) -> ok
+    end.
+
+stats(S) ->
+    #{events => S#st.total, dropped => S#st.dropped, sampled_out => S#st.sampled_out,
+      discarded_after_trip => S#st.discarded, batches => S#st.seq,
+      tripped => S#st.tripped, max_backlog_seen => S#st.max_backlog_seen,
+      duration_ms => erlang:monotonic_time(millisecond) - S#st.started}.
+
+%% The collector is gone: stop tracing and remove ourselves from the node.
+dead_man(_Why, S) ->
+    stop_tracing(S),
+    catch gen_tcp:close(S#st.sock),
+    Mods = [elixirscope_agent, elixirscope_tracer, elixirscope_trace_setup,
+            elixirscope_snapshot, elixirscope_module_watch],
+    [code:delete(M) || M <- Mods],
+    spawn(lists, foreach, [fun code:purge/1, Mods]),
+    exit(normal).

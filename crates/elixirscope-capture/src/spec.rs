@@ -1,0 +1,168 @@
+//! What to capture: profiles, budgets, sampling, and the agent's configuration.
+//!
+//! A profile gives safe defaults; command-line options override single fields.
+//! Every capture has a budget (total events, events per second, duration, tracer
+//! backlog and memory) enforced on the node: hitting any limit trips the capture
+//! for good and the session records why.
+
+use elixirscope_term::CallPattern;
+use elixirscope_term::Term;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Limits enforced by the agent on the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Events captured in total.
+    pub max_events: u64,
+    /// Events captured within any one second.
+    pub max_rate: u64,
+    /// Capture duration (`None` = until stopped).
+    pub max_duration_ms: Option<u64>,
+    /// Trace messages waiting in the tracer's mailbox.
+    pub max_backlog: u64,
+    /// Memory of the tracer process, in bytes.
+    pub max_tracer_memory: u64,
+    /// Bytes the session may take on disk.
+    pub max_session_bytes: u64,
+}
+
+/// A complete capture request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptureSpec {
+    pub profile: String,
+    /// Process lifecycle (spawn, exit, link, register ...).
+    pub procs: bool,
+    /// Message send and receive.
+    pub messages: bool,
+    /// Monitor and demonitor calls.
+    pub monitors: bool,
+    /// Keep 1 in `sample` messages and processes' calls (lifecycle, exits and
+    /// exceptions are always kept).
+    pub sample: u32,
+    pub calls: Vec<CallPattern>,
+    /// Modules or registered names whose behaviour state is recorded.
+    pub state: Vec<String>,
+    pub budget: Budget,
+}
+
+/// Names accepted by `--profile`.
+pub const PROFILES: &[(&str, &str)] = &[
+    (
+        "light",
+        "lifecycle + 1 in 10 messages and calls; small budget; safe for production",
+    ),
+    (
+        "default",
+        "lifecycle, every message, chosen calls and states; moderate budget",
+    ),
+    (
+        "deep-dive",
+        "everything including monitors; large budget; for development",
+    ),
+];
+
+impl CaptureSpec {
+    /// The spec of a named profile (`production-light` is an alias of `light`).
+    pub fn profile(name: &str) -> Option<CaptureSpec> {
+        let base =
+            |profile: &str, sample, monitors, max_events, max_rate, minutes: u64, backlog| {
+                CaptureSpec {
+                    profile: profile.to_owned(),
+                    procs: true,
+                    messages: true,
+                    monitors,
+                    sample,
+                    calls: Vec::new(),
+                    state: Vec::new(),
+                    budget: Budget {
+                        max_events,
+                        max_rate,
+                        max_duration_ms: Some(minutes * 60_000),
+                        max_backlog: backlog,
+                        max_tracer_memory: 256 << 20,
+                        max_session_bytes: 4 << 30,
+                    },
+                }
+            };
+        Some(match name {
+            "light" | "production-light" => base("light", 10, false, 500_000, 20_000, 10, 20_000),
+            "default" => base("default", 1, false, 5_000_000, 300_000, 60, 200_000),
+            "deep-dive" => base("deep-dive", 1, true, 50_000_000, 2_000_000, 120, 1_000_000),
+            _ => return None,
+        })
+    }
+
+    /// The agent's configuration map.
+    pub fn agent_config(
+        &self,
+        collector_host: &str,
+        collector_port: u16,
+        token: &str,
+        run_mode: bool,
+    ) -> Term {
+        let atom = Term::atom;
+        let int = |v: u64| Term::Integer(v.min(i64::MAX as u64) as i64);
+        let b = &self.budget;
+        let mut budget = vec![
+            (atom("max_events"), int(b.max_events)),
+            (atom("max_rate"), int(b.max_rate)),
+            (atom("max_backlog"), int(b.max_backlog)),
+            (atom("max_memory"), int(b.max_tracer_memory)),
+        ];
+        if let Some(ms) = b.max_duration_ms {
+            budget.push((atom("max_duration_ms"), int(ms)));
+        }
+        let charlist = |s: &str| Term::list(s.chars().map(|c| Term::Integer(c as i64)).collect());
+        Term::Map(vec![
+            (
+                atom("collector"),
+                Term::Tuple(vec![charlist(collector_host), int(collector_port as u64)]),
+            ),
+            (atom("token"), Term::string(token)),
+            (atom("procs"), Term::atom(bool_atom(self.procs))),
+            (atom("messages"), Term::atom(bool_atom(self.messages))),
+            (atom("monitors"), Term::atom(bool_atom(self.monitors))),
+            (atom("sample"), int(self.sample.max(1) as u64)),
+            (
+                atom("calls"),
+                Term::list(self.calls.iter().map(CallPattern::to_term).collect()),
+            ),
+            (
+                atom("state"),
+                Term::list(self.state.iter().map(|s| Term::atom(s)).collect()),
+            ),
+            (atom("budget"), Term::Map(budget)),
+            (atom("run_mode"), Term::atom(bool_atom(run_mode))),
+        ])
+    }
+
+    /// The capture duration limit, if any.
+    pub fn max_duration(&self) -> Option<Duration> {
+        self.budget.max_duration_ms.map(Duration::from_millis)
+    }
+}
+
+fn bool_atom(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_profile_exists_and_light_samples() {
+        for (name, _) in PROFILES {
+            assert!(CaptureSpec::profile(name).is_some(), "{name}");
+        }
+        let light = CaptureSpec::profile("production-light").unwrap();
+        assert!(light.sample > 1);
+        assert!(light.budget.max_rate < CaptureSpec::profile("deep-dive").unwrap().budget.max_rate);
+        assert!(CaptureSpec::profile("nope").is_none());
+    }
+}

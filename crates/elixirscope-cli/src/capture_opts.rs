@@ -1,0 +1,154 @@
+//! Capture options shared by `run` and `record`, turned into a capture spec.
+
+use crate::Failure;
+use clap::Args;
+use elixirscope_capture::spec::PROFILES;
+use elixirscope_capture::CaptureSpec;
+use elixirscope_term::mfa_pattern::parse_atom_target;
+use elixirscope_term::CallPattern;
+use std::time::Duration;
+
+#[derive(Args, Clone, Debug)]
+pub struct CaptureOpts {
+    /// Name of the session to create [default: derived from the target and time]
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
+    /// Record calls matching PATTERN with arguments, results and durations
+    /// (MyApp.Repo.insert/2, MyApp.Repo._/_, lists:reverse/1); repeatable
+    #[arg(long = "trace", value_name = "PATTERN")]
+    pub trace: Vec<String>,
+    /// Record the state of a GenServer/gen_statem before and after every callback,
+    /// by module (MyApp.Counter) or registered name (:my_server); repeatable
+    #[arg(long = "state", value_name = "MODULE_OR_NAME")]
+    pub state: Vec<String>,
+    /// Capture profile: light (alias production-light), default, deep-dive
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub profile: String,
+    /// Keep 1 in RATE messages and processes' calls (10, 1/10, 0.1 or 10%); spawns,
+    /// exits and exceptions are always kept
+    #[arg(long, value_name = "RATE")]
+    pub sample: Option<String>,
+    /// Stop capture after N events
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<u64>,
+    /// Stop capture if more than N events arrive within one second
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<u64>,
+    /// Stop recording after DURATION (30s, 5m, 1h)
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// Do not record messages (lifecycle, calls and states only)
+    #[arg(long)]
+    pub no_messages: bool,
+}
+
+/// Parses `10`, `1/10`, `0.1`, `10%` into "keep 1 in N".
+pub fn parse_sample(text: &str) -> Result<u32, Failure> {
+    let bad = || {
+        Failure::from(format!(
+            "invalid --sample '{text}': use 10 (1 in 10), 1/10, 0.1 or 10%"
+        ))
+    };
+    let t = text.trim();
+    let n = if let Some(p) = t.strip_suffix('%') {
+        let pct: f64 = p.trim().parse().map_err(|_| bad())?;
+        if pct <= 0.0 || pct > 100.0 {
+            return Err(bad());
+        }
+        (100.0 / pct).round()
+    } else if let Some(d) = t.strip_prefix("1/") {
+        d.trim().parse::<f64>().map_err(|_| bad())?
+    } else {
+        let v: f64 = t.parse().map_err(|_| bad())?;
+        if v <= 0.0 {
+            return Err(bad());
+        }
+        if v < 1.0 {
+            (1.0 / v).round()
+        } else {
+            v
+        }
+    };
+    if !(1.0..=1e9).contains(&n) || n.fract() != 0.0 {
+        return Err(bad());
+    }
+    Ok(n as u32)
+}
+
+/// Parses `30s`, `5m`, `1h`, `1.5s`.
+pub fn parse_duration(text: &str) -> Result<Duration, Failure> {
+    elixirscope_query::time::parse_duration_ns(text)
+        .filter(|ns| *ns > 0)
+        .map(|ns| Duration::from_nanos(ns as u64))
+        .ok_or_else(|| {
+            Failure::from(format!(
+                "invalid duration '{text}': use e.g. 30s, 500ms, 5m, 1h"
+            ))
+        })
+}
+
+impl CaptureOpts {
+    /// The capture spec these options ask for.
+    pub fn spec(&self) -> Result<CaptureSpec, Failure> {
+        let mut spec = CaptureSpec::profile(&self.profile).ok_or_else(|| {
+            let names: Vec<&str> = PROFILES.iter().map(|(n, _)| *n).collect();
+            Failure::from(format!(
+                "unknown profile '{}': choose one of {}",
+                self.profile,
+                names.join(", ")
+            ))
+        })?;
+        for p in &self.trace {
+            spec.calls.push(CallPattern::parse(p)?);
+        }
+        for s in &self.state {
+            spec.state.push(parse_atom_target(s)?);
+        }
+        if let Some(s) = &self.sample {
+            spec.sample = parse_sample(s)?;
+        }
+        if let Some(n) = self.max_events {
+            spec.budget.max_events = n;
+        }
+        if let Some(n) = self.max_rate {
+            spec.budget.max_rate = n;
+        }
+        if self.no_messages {
+            spec.messages = false;
+        }
+        if let Some(d) = self.for_duration()? {
+            // The recorder stops at --for; the agent's own limit is a safety net behind it.
+            let ms = d.as_millis() as u64 + 10_000;
+            spec.budget.max_duration_ms =
+                Some(spec.budget.max_duration_ms.map_or(ms, |m| m.max(ms)));
+        }
+        Ok(spec)
+    }
+
+    /// The `--for` duration, if given.
+    pub fn for_duration(&self) -> Result<Option<Duration>, Failure> {
+        self.duration.as_deref().map(parse_duration).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_rates() {
+        for (t, n) in [
+            ("10", 10),
+            ("1/10", 10),
+            ("0.1", 10),
+            ("10%", 10),
+            ("1", 1),
+            ("100%", 1),
+        ] {
+            assert_eq!(parse_sample(t).ok(), Some(n), "{t}");
+        }
+        for t in ["0", "-1", "abc", "0%", "1/0", "2.5"] {
+            assert!(parse_sample(t).is_err(), "{t}");
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Text rendering of query results for people (JSON output needs none).
+
+use crate::Failure;
+use elixirscope_query::mailbox::Mailbox;
+use elixirscope_query::overview::Overview;
+use elixirscope_query::snapshot::Snapshot;
+use elixirscope_query::state::StateAt;
+use elixirscope_query::Session;
+use std::path::Path;
+
+/// `12.3 KB`.
+pub fn bytes(n: u64) -> String {
+    match n {
+        0..=1023 => format!("{n} B"),
+        1024..=1_048_575 => format!("{:.1} KB", n as f64 / 1024.0),
+        1_048_576..=1_073_741_823 => format!("{:.1} MB", n as f64 / 1_048_576.0),
+        _ => format!("{:.2} GB", n as f64 / 1_073_741_824.0),
+    }
+}
+
+/// The summary printed when a recording ends, with how to explore it.
+pub fn print_after_recording(dir: &Path) -> Result<(), Failure> {
+    let s = Session::open_dir(dir)?;
+    let o = s.overview(5);
+    print!("{}", overview_text(&o));
+    println!("\nExplore it:");
+    let n = &o.session;
+    println!("  elixirscope events {n} --kind state        # every state change");
+    println!("  elixirscope tree {n} --at end              # supervision tree at the end");
+    println!("  elixirscope state {n} PROC --at +1s        # a GenServer's state at a moment");
+    println!("  elixirscope events {n} --pid PROC --kind messages");
+    Ok(())
+}
+
+pub fn overview_text(o: &Overview) -> String {
+    let mut out = format!(
+        "session {} ({}): {} of `{}`, {:.3}s, {} events, {} on disk ({:.1} bytes/event)\n",
+        o.session,
+        o.status,
+        o.mode,
+        o.target,
+        o.duration_s,
+        o.events,
+        bytes(o.disk_bytes),
+        o.bytes_per_event
+    );
+    let counts: Vec<String> = o.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    out.push_str(&format!(
+        "  events by kind: {}\n",
+        if counts.is_empty() {
+            "none".into()
+        } else {
+            counts.join(", ")
+        }
+    ));
+    out.push_str(&format!("  processes seen: {}\n", o.processes_seen));
+    if !o.top_processes.is_empty() {
+        out.push_str("  busiest processes:\n");
+        for p in &o.top_processes {
+            out.push_str(&format!(
+                "    {} {} — {} events\n",
+                p.pid,
+                p.name.as_deref().unwrap_or(""),
+                p.events
+            ));
+        }
+    }
+    if o.crashes.is_empty() {
+        out.push_str("  crashes: none\n");
+    } else {
+        out.push_str(&format!("  crashes: {}\n", o.crashes.len()));
+        for c in o.crashes.iter().take(10) {
+            let reason: String = c.reason.chars().take(200).collect();
+            out.push_str(&format!(
+                "    #{} {} {} {} exited: {}\n",
+                c.event,
+                c.at,
+                c.pid,
+                c.name.as_deref().unwrap_or(""),
+                reason
+            ));
+        }
+    }
+    out.push_str(&format!("  dropped by the agent: {}\n", o.dropped));
+    if o.trips.is_empty() {
+        out.push_str("  trips: none\n");
+    }
+    for t in &o.trips {
+        out.push_str(&format!(
+            "  TRIPPED on {}: {} ({})\n",
+            t.node, t.reason, t.detail
+        ));
+    }
+    for p in &o.problems {
+        out.push_str(&format!("  damage: {p}\n"));
+    }
+    out
+}
+
+pub fn state_text(s: &StateAt) -> String {
+    let who = match &s.name {
+        Some(n) => format!("{} {n}", s.pid),
+        None => s.pid.clone(),
+    };
+    let Some(state) = &s.state else {
+        return format!(
+            "no recorded state for {who} at {} (record it with --state MODULE_OR_NAME)\n",
+            s.at
+        );
+    };
+    let mut out = format!("state of {who} at {}:\n  {state}\n", s.at);
+    if let Some(c) = &s.changed {
+        out.push_str(&format!("set at {} (event #{}) by {}", c.at, c.event, c.by));
+        if let Some(a) = &c.arguments {
+            out.push_str(&format!(" with {a}"));
+        }
+        out.push('\n');
+        if let Some(m) = &c.message {
+            out.push_str(&format!(
+                "  handling message {m}{}\n",
+                c.message_from
+                    .as_ref()
+                    .map(|f| format!(" from {f}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    match &s.previous_state {
+        Some(prev) if s.diff.is_empty() => {
+            out.push_str(&format!("unchanged from the previous state {prev}\n"))
+        }
+        Some(_) => {
+            out.push_str("changes from the previous state:\n");
+            for d in &s.diff {
+                let path = if d.path.is_empty() {
+                    "(whole state)"
+                } else {
+                    &d.path
+                };
+                out.push_str(&format!(
+                    "  {path}: {} -> {}\n",
+                    d.before.as_deref().unwrap_or("(absent)"),
+                    d.after.as_deref().unwrap_or("(absent)")
+                ));
+            }
+        }
+        None => out.push_str("(first recorded state)\n"),
+    }
+    out
+}
+
+pub fn mailbox_text(m: &Mailbox) -> String {
+    let who = match &m.name {
+        Some(n) => format!("{} {n}", m.pid),
+        None => m.pid.clone(),
+    };
+    let mut out = format!("mailbox of {who} at {}:\n", m.at);
+    if m.in_flight.is_empty() {
+        out.push_str("  in flight (sent, not yet received): none\n");
+    } else {
+        out.push_str(&format!(
+            "  in flight (sent, not yet received): {}\n",
+            m.in_flight.len()
+        ));
+        for p in &m.in_flight {
+            out.push_str(&format!(
+                "    #{} {} from {}: {}\n",
+                p.event,
+                p.at,
+                p.from.as_deref().unwrap_or("?"),
+                p.message
+            ));
+        }
+    }
+    if m.callbacks_traced {
+        out.push_str(&format!(
+            "  delivered, not yet handled by a callback: {}\n",
+            m.unhandled.len()
+        ));
+        for p in &m.unhandled {
+            out.push_str(&format!(
+                "    #{} {} from {}: {}\n",
+                p.event,
+                p.at,
+                p.from.as_deref().unwrap_or("?"),
+                p.message
+            ));
+        }
+    }
+    out
+}
+
+pub fn snapshot_text(s: &Snapshot) -> String {
+    let mut out = format!(
+        "snapshot of {} at {} ({}): {} live processes\n",
+        s.session, s.at, s.time, s.live_processes
+    );
+    for p in &s.processes {
+        let pr = &p.process;
+        out.push_str(&format!(
+            "  {} {} [{}]{}{}\n",
+            pr.pid,
+            pr.name.as_deref().unwrap_or(""),
+            pr.initial_call.as_deref().unwrap_or("?"),
+            if p.in_flight > 0 {
+                format!(" in flight: {}", p.in_flight)
+            } else {
+                String::new()
+            },
+            p.state
+                .as_ref()
+                .map(|st| format!(" state: {}", clip(st, 120)))
+                .unwrap_or_default()
+        ));
+    }
+    out.push('\n');
+    out.push_str(&s.tree.text());
+    out
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() > n {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    } else {
+        s.to_owned()
+    }
+}

@@ -1,0 +1,522 @@
+//! Translating one trace message (or agent event) into stored events.
+//!
+//! Trace messages arrive as `{trace_ts, Pid, Tag, ..., Ts}` with `Ts` from the
+//! node's monotonic clock in nanoseconds; agent events are `{es_*, ...}` tuples.
+//! Payload terms (messages, arguments, results, reasons, states) are stored as
+//! the exact bytes the node encoded; only the fields the model indexes (pids,
+//! MFAs, names) are read.
+
+use crate::behaviour::{self, Behaviour, CallbackCall};
+use crate::hash::hash;
+use crate::matcher::Matcher;
+use elixirscope_store::session::Trip;
+use elixirscope_store::{
+    DictId, EventId, EventKind, MfaEntry, NewEvent, PidEntry, SessionWriter, StoreError,
+};
+use elixirscope_term::view::{PidView, View};
+use elixirscope_term::Term;
+use std::collections::{HashMap, HashSet, VecDeque};
+
+const RECENT_RECEIVES: usize = 64;
+
+/// Per-node context: name, clock offset, drop total.
+#[derive(Debug, Clone)]
+pub struct NodeCtx {
+    pub name: String,
+    pub atom: DictId,
+    pub time_offset_ns: i64,
+    pub dropped_total: u64,
+}
+
+impl NodeCtx {
+    pub fn new(name: String, atom: DictId, time_offset_ns: i64) -> NodeCtx {
+        NodeCtx {
+            name,
+            atom,
+            time_offset_ns,
+            dropped_total: 0,
+        }
+    }
+}
+
+struct Frame {
+    call: EventId,
+    ts: i64,
+    mfa: DictId,
+    callback: Option<(Behaviour, CallbackCall)>,
+}
+
+/// Everything ingest remembers between events.
+#[derive(Default)]
+pub struct State {
+    matcher: Matcher,
+    stacks: HashMap<DictId, Vec<Frame>>,
+    names: HashMap<DictId, DictId>,
+    spawned: HashSet<DictId>,
+    state_modules: HashMap<DictId, Behaviour>,
+    /// Recent receives per process: (message key, receive event id).
+    recent: HashMap<DictId, VecDeque<(u64, EventId)>>,
+    /// Last stored state per process (for "unchanged" detection).
+    last_state: HashMap<DictId, Vec<u8>>,
+    pub last_ts: i64,
+}
+
+/// The timestamp (node monotonic ns) of an event term.
+pub fn event_ts(v: View<'_>) -> Option<i64> {
+    let mut items = v.tuple()?;
+    let n = items.len();
+    let tag = items.next()?;
+    if tag.is_atom("trace_ts") {
+        return items.nth(n - 2)?.int();
+    }
+    let (raw, _) = tag.atom_raw()?;
+    match raw {
+        b"es_proc" | b"es_state" => items.nth(1)?.int(),
+        _ => items.next()?.int(),
+    }
+}
+
+fn intern_pid(w: &mut SessionWriter, p: &PidView<'_>) -> DictId {
+    let node = w.dict_mut().intern_atom(&p.node_name());
+    w.dict_mut().intern_pid(PidEntry {
+        node,
+        number: p.id,
+        serial: p.serial,
+        creation: p.creation,
+    })
+}
+
+fn intern_mfa(w: &mut SessionWriter, m: &str, f: &str, arity: usize) -> DictId {
+    let module = w.dict_mut().intern_atom(m);
+    let function = w.dict_mut().intern_atom(f);
+    w.dict_mut().intern_mfa(MfaEntry {
+        module,
+        function,
+        arity: arity.min(255) as u8,
+    })
+}
+
+/// `{M, F, Args | Arity}` → MFA id and the args view (if a list).
+fn mfa_of<'a>(
+    w: &mut SessionWriter,
+    v: View<'a>,
+) -> Option<(DictId, String, String, Option<View<'a>>)> {
+    let [m, f, a] = v.tuple_n::<3>()?;
+    let (m, f) = (m.atom()?.into_owned(), f.atom()?.into_owned());
+    let (arity, args) = match a.int() {
+        Some(n) => (n.max(0) as usize, None),
+        None => (a.list()?.len(), Some(a)),
+    };
+    Some((intern_mfa(w, &m, &f, arity), m, f, args))
+}
+
+/// Records a drop reported by the agent.
+pub fn dropped(
+    w: &mut SessionWriter,
+    st: &mut State,
+    ctx: &NodeCtx,
+    ts: Option<i64>,
+    count: u64,
+) -> Result<(), StoreError> {
+    let ts = ts.map(|t| t + ctx.time_offset_ns).unwrap_or(st.last_ts);
+    let mut e = NewEvent::new(ts, EventKind::Dropped, ctx.atom, 0);
+    e.aux = count;
+    w.append(&e)?;
+    Ok(())
+}
+
+/// Records the end of capture on a node with the agent's statistics.
+pub fn capture_stop(
+    w: &mut SessionWriter,
+    st: &mut State,
+    ctx: &NodeCtx,
+    stats: &Term,
+) -> Result<(), StoreError> {
+    let bytes = elixirscope_term::encode_body(stats);
+    let mut e = NewEvent::new(st.last_ts, EventKind::CaptureStop, ctx.atom, 0);
+    e.term = Some(&bytes);
+    w.append(&e)?;
+    Ok(())
+}
+
+/// Translates and stores one event. Returns a trip if the event reports one.
+pub fn event(
+    w: &mut SessionWriter,
+    st: &mut State,
+    ctx: &NodeCtx,
+    v: View<'_>,
+) -> Result<Option<Trip>, StoreError> {
+    let Some(items) = v.tuple() else {
+        return Ok(None);
+    };
+    let items: Vec<View<'_>> = items.collect();
+    let Some(tag) = items.first() else {
+        return Ok(None);
+    };
+    let Some((tag_raw, _)) = tag.atom_raw() else {
+        return Ok(None);
+    };
+    let Some(ts) = event_ts(v) else {
+        return Ok(None);
+    };
+    let ts = ts.saturating_add(ctx.time_offset_ns);
+    st.last_ts = st.last_ts.max(ts);
+    let node = ctx.atom;
+    if tag_raw == b"trace_ts" {
+        return trace(w, st, node, ts, &items).map(|_| None);
+    }
+    match (tag_raw, items.as_slice()) {
+        (b"es_setup", [_, _, setup]) => {
+            if let Some(mods) = setup.map_get("state_modules").and_then(|l| l.list()) {
+                for m in mods {
+                    if let Some([module, b]) = m.tuple_n::<2>() {
+                        register_state_module(w, st, module, b);
+                    }
+                }
+            }
+            let mut e = NewEvent::new(ts, EventKind::CaptureStart, node, 0);
+            e.term = Some(setup.raw());
+            w.append(&e)?;
+        }
+        (b"es_state_module", [_, _, module, b]) => register_state_module(w, st, *module, *b),
+        (b"es_module", [_, _, module, _applied]) => {
+            let mut e = NewEvent::new(ts, EventKind::ModuleLoad, node, 0);
+            e.term = Some(module.raw());
+            w.append(&e)?;
+        }
+        (b"es_proc", [_, pid, _, parent, initial, facts]) => {
+            let Some(p) = pid.pid() else { return Ok(None) };
+            let pid = intern_pid(w, &p);
+            let mut e = NewEvent::new(ts, EventKind::ProcessInfo, node, pid);
+            if let Some(pp) = parent.pid() {
+                e.peer = intern_pid(w, &pp);
+            }
+            if let Some((mfa, ..)) = mfa_of(w, *initial) {
+                e.mfa = mfa;
+            }
+            if let Some(name) = facts.map_get("registered_name").and_then(|n| n.atom()) {
+                if name != "undefined" {
+                    let a = w.dict_mut().intern_atom(&name);
+                    st.names.insert(a, pid);
+                }
+            }
+            e.term = Some(facts.raw());
+            w.append(&e)?;
+        }
+        (b"es_state", [_, pid, _, state]) => {
+            let Some(p) = pid.pid() else { return Ok(None) };
+            let pid = intern_pid(w, &p);
+            let mut e = NewEvent::new(ts, EventKind::StateSnapshot, node, pid);
+            e.term = Some(state.raw());
+            st.last_state.insert(pid, state.raw().to_vec());
+            w.append(&e)?;
+        }
+        (b"es_trip", [_, _, reason, detail]) => {
+            let mut bytes = vec![104, 2];
+            bytes.extend_from_slice(reason.raw());
+            bytes.extend_from_slice(detail.raw());
+            let mut e = NewEvent::new(ts, EventKind::Trip, node, 0);
+            e.term = Some(&bytes);
+            w.append(&e)?;
+            let text = |x: &View<'_>| {
+                x.binary()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .or_else(|| x.atom().map(|a| a.into_owned()))
+                    .unwrap_or_default()
+            };
+            return Ok(Some(Trip {
+                node: ctx.name.clone(),
+                reason: text(reason),
+                detail: text(detail),
+                at_ns: ts,
+            }));
+        }
+        _ => {}
+    }
+    Ok(None)
+}
+
+fn register_state_module(w: &mut SessionWriter, st: &mut State, module: View<'_>, b: View<'_>) {
+    let (Some(m), Some(b)) = (module.atom(), b.atom()) else {
+        return;
+    };
+    if let Some(b) = Behaviour::parse(&b) {
+        let id = w.dict_mut().intern_atom(&m);
+        st.state_modules.insert(id, b);
+    }
+}
+
+fn remember_receive(st: &mut State, pid: DictId, key: u64, id: EventId) {
+    let q = st.recent.entry(pid).or_default();
+    if q.len() >= RECENT_RECEIVES {
+        q.pop_front();
+    }
+    q.push_back((key, id));
+}
+
+fn take_receive(st: &mut State, pid: DictId, key: u64) -> Option<EventId> {
+    let q = st.recent.get_mut(&pid)?;
+    let i = q.iter().position(|(k, _)| *k == key)?;
+    q.remove(i).map(|(_, id)| id)
+}
+
+fn trace<'a>(
+    w: &mut SessionWriter,
+    st: &mut State,
+    node: DictId,
+    ts: i64,
+    items: &[View<'a>],
+) -> Result<(), StoreError> {
+    let (Some(pid_view), Some(what)) = (items.get(1).and_then(|p| p.pid()), items.get(2)) else {
+        return Ok(());
+    };
+    let Some((what, _)) = what.atom_raw() else {
+        return Ok(());
+    };
+    let pid = intern_pid(w, &pid_view);
+    let arg = |i: usize| items.get(i).copied();
+    let mut e = NewEvent::new(ts, EventKind::Spawn, node, pid);
+    match what {
+        b"spawn" | b"spawned" => {
+            let (Some(other), Some(mfa)) = (arg(3).and_then(|p| p.pid()), arg(4)) else {
+                return Ok(());
+            };
+            let other = intern_pid(w, &other);
+            let (parent, child) = if what == b"spawn" {
+                (pid, other)
+            } else {
+                (other, pid)
+            };
+            if !st.spawned.insert(child) {
+                return Ok(());
+            }
+            e.pid = parent;
+            e.peer = child;
+            if let Some((id, _, _, args)) = mfa_of(w, mfa) {
+                e.mfa = id;
+                e.term = args.map(|a| a.raw());
+            }
+        }
+        b"exit" => {
+            e.kind = EventKind::Exit;
+            e.term = arg(3).map(|r| r.raw());
+            st.stacks.remove(&pid);
+            st.recent.remove(&pid);
+            st.matcher.exited(pid);
+            st.last_state.remove(&pid);
+        }
+        b"link" | b"getting_linked" | b"unlink" | b"getting_unlinked" => {
+            e.kind = if what.ends_with(b"unlink") || what == b"getting_unlinked" {
+                EventKind::Unlink
+            } else {
+                EventKind::Link
+            };
+            e.aux = u64::from(what.starts_with(b"getting"));
+            let Some(other) = arg(3) else { return Ok(()) };
+            match other.pid() {
+                Some(o) => e.peer = intern_pid(w, &o),
+                None => e.term2 = Some(other.raw()),
+            }
+        }
+        b"register" | b"unregister" => {
+            e.kind = if what == b"register" {
+                EventKind::Register
+            } else {
+                EventKind::Unregister
+            };
+            let Some(name) = arg(3) else { return Ok(()) };
+            if let Some(n) = name.atom() {
+                let a = w.dict_mut().intern_atom(&n);
+                if e.kind == EventKind::Register {
+                    st.names.insert(a, pid);
+                } else {
+                    st.names.remove(&a);
+                }
+            }
+            e.term = Some(name.raw());
+        }
+        b"send" | b"send_to_non_existing_process" => {
+            let (Some(msg), Some(to)) = (arg(3), arg(4)) else {
+                return Ok(());
+            };
+            e.kind = if what == b"send" {
+                EventKind::Send
+            } else {
+                EventKind::SendToDead
+            };
+            e.term = Some(msg.raw());
+            let receiver = resolve_destination(w, st, &to);
+            match receiver {
+                Some(r) => {
+                    e.peer = r;
+                    if to.pid().is_none() {
+                        e.term2 = Some(to.raw());
+                    }
+                }
+                None => e.term2 = Some(to.raw()),
+            }
+            if e.kind == EventKind::Send {
+                if let Some(r) = receiver {
+                    let id = w.next_id();
+                    e.link = st.matcher.send(r, hash(0, &[msg.raw()]), id, pid);
+                }
+            }
+        }
+        b"receive" => {
+            let Some(msg) = arg(3) else { return Ok(()) };
+            e.kind = EventKind::Receive;
+            e.term = Some(msg.raw());
+            let id = w.next_id();
+            if let Some((send, sender)) = st.matcher.receive(pid, hash(0, &[msg.raw()]), id) {
+                e.link = Some(send);
+                e.peer = sender;
+            }
+            remember_receive(st, pid, behaviour::receive_key(msg), id);
+        }
+        b"call" => return call(w, st, e, arg(3)),
+        b"return_from" | b"exception_from" => {
+            return ret(w, st, e, what == b"exception_from", arg(3), arg(4))
+        }
+        _ => return Ok(()),
+    }
+    w.append(&e)?;
+    Ok(())
+}
+
+fn resolve_destination(w: &mut SessionWriter, st: &State, to: &View<'_>) -> Option<DictId> {
+    if let Some(p) = to.pid() {
+        return Some(intern_pid(w, &p));
+    }
+    let name = match to.atom() {
+        Some(a) => a,
+        None => to.tuple_n::<2>()?[0].atom()?,
+    };
+    let a = w.dict().find_atom(&name)?;
+    st.names.get(&a).copied()
+}
+
+fn call<'a>(
+    w: &mut SessionWriter,
+    st: &mut State,
+    mut e: NewEvent<'a>,
+    mfa: Option<View<'a>>,
+) -> Result<(), StoreError> {
+    let Some((id, m, f, args)) = mfa.and_then(|v| mfa_of(w, v)) else {
+        return Ok(());
+    };
+    if m == "erlang" && (f == "monitor" || f == "demonitor") {
+        e.kind = if f == "monitor" {
+            EventKind::Monitor
+        } else {
+            EventKind::Demonitor
+        };
+        e.mfa = id;
+        if let Some(a) = args {
+            let a: Vec<View<'_>> = a.list().map(|l| l.collect()).unwrap_or_default();
+            let target = if f == "monitor" { a.get(1) } else { None };
+            if let Some(t) = target {
+                match t.pid() {
+                    Some(p) => e.peer = intern_pid(w, &p),
+                    None => e.term2 = Some(t.raw()),
+                }
+            }
+            e.term = args.map(|x| x.raw());
+        }
+        w.append(&e)?;
+        return Ok(());
+    }
+    e.kind = EventKind::Call;
+    e.mfa = id;
+    e.term = args.map(|a| a.raw());
+    let module_atom = w.dict().find_atom(&m).unwrap_or(0);
+    let callback = st.state_modules.get(&module_atom).copied().and_then(|b| {
+        args.and_then(|a| behaviour::on_call(b, &f, a))
+            .map(|c| (b, c))
+    });
+    if let Some((_, c)) = &callback {
+        if let Some(key) = c.message_key {
+            e.link = take_receive(st, e.pid, key);
+        }
+    }
+    let stack = st.stacks.entry(e.pid).or_default();
+    e.aux = stack.len() as u64;
+    let call_id = w.append(&e)?;
+    stack.push(Frame {
+        call: call_id,
+        ts: e.ts,
+        mfa: id,
+        callback,
+    });
+    Ok(())
+}
+
+fn ret<'a>(
+    w: &mut SessionWriter,
+    st: &mut State,
+    mut e: NewEvent<'a>,
+    exception: bool,
+    mfa: Option<View<'a>>,
+    value: Option<View<'a>>,
+) -> Result<(), StoreError> {
+    let Some((id, m, f, _)) = mfa.and_then(|v| mfa_of(w, v)) else {
+        return Ok(());
+    };
+    if m == "erlang" && (f == "monitor" || f == "demonitor") {
+        return Ok(());
+    }
+    e.kind = if exception {
+        EventKind::Exception
+    } else {
+        EventKind::Return
+    };
+    e.mfa = id;
+    e.term = value.map(|v| v.raw());
+    let stack = st.stacks.entry(e.pid).or_default();
+    // Frames above the returning one returned without a trace (tail calls).
+    let frame = match stack.iter().rposition(|fr| fr.mfa == id) {
+        Some(i) => {
+            let fr = stack.remove(i);
+            stack.truncate(i);
+            Some(fr)
+        }
+        None => None,
+    };
+    if let Some(fr) = &frame {
+        e.link = Some(fr.call);
+        e.aux = (e.ts - fr.ts).max(0) as u64;
+    }
+    w.append(&e)?;
+    let (Some(fr), Some(v), false) = (frame, value, exception) else {
+        return Ok(());
+    };
+    let Some((b, c)) = fr.callback else {
+        return Ok(());
+    };
+    let Some(new) = behaviour::new_state(b, &c, v) else {
+        return Ok(());
+    };
+    let before = c
+        .old_state
+        .as_deref()
+        .or(st.last_state.get(&e.pid).map(Vec::as_slice));
+    let unchanged = before.is_some_and(|old| same_term(old, &new));
+    let mut s = NewEvent::new(e.ts, EventKind::State, e.node, e.pid);
+    s.mfa = id;
+    s.link = Some(fr.call);
+    s.aux = u64::from(unchanged);
+    s.term = Some(&new);
+    w.append(&s)?;
+    st.last_state.insert(e.pid, new);
+    Ok(())
+}
+
+fn same_term(a: &[u8], b: &[u8]) -> bool {
+    a == b
+        || match (
+            elixirscope_term::decode_body(a),
+            elixirscope_term::decode_body(b),
+        ) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        }
+}

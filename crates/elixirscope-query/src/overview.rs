@@ -1,0 +1,134 @@
+//! A session at a glance: counts per kind, busiest processes, crashes, drops, trips.
+
+use crate::Session;
+use elixirscope_store::session::Trip;
+use elixirscope_store::{DictId, EventKind};
+use elixirscope_term::Term;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// A process and how many events involve it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BusyProcess {
+    pub pid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub events: u64,
+}
+
+/// A process that exited abnormally.
+#[derive(Debug, Clone, Serialize)]
+pub struct Crash {
+    pub event: u64,
+    pub at: String,
+    pub pid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub reason: String,
+}
+
+/// A session summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub session: String,
+    pub status: String,
+    pub mode: String,
+    pub target: String,
+    pub nodes: Vec<String>,
+    pub started: String,
+    pub duration_s: f64,
+    pub events: u64,
+    pub disk_bytes: u64,
+    pub bytes_per_event: f64,
+    pub counts: BTreeMap<String, u64>,
+    pub processes_seen: usize,
+    pub top_processes: Vec<BusyProcess>,
+    pub crashes: Vec<Crash>,
+    pub dropped: u64,
+    pub trips: Vec<Trip>,
+    pub problems: Vec<String>,
+}
+
+/// Whether an exit reason is a normal termination.
+pub fn is_normal_exit(reason: &Term) -> bool {
+    match reason {
+        Term::Atom(a) => a == "normal" || a == "shutdown",
+        Term::Tuple(t) => t.len() == 2 && t[0].as_atom() == Some("shutdown"),
+        _ => false,
+    }
+}
+
+impl Session {
+    /// Summarises the session.
+    pub fn overview(&self, top: usize) -> Overview {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut per_pid: HashMap<DictId, u64> = HashMap::new();
+        let mut crashes = Vec::new();
+        for i in 0..self.reader().blocks().len() {
+            let block = self.reader().block(i);
+            for e in block.iter() {
+                *counts.entry(e.kind.name().to_owned()).or_default() += 1;
+                if e.pid != 0 {
+                    *per_pid.entry(e.pid).or_default() += 1;
+                }
+                if e.kind == EventKind::Exit {
+                    let reason = e.term.and_then(|t| self.term(t));
+                    if reason.as_ref().is_some_and(|r| !is_normal_exit(r)) {
+                        crashes.push(Crash {
+                            event: e.id,
+                            at: self.relative(e.ts),
+                            pid: self.pid_text(e.pid),
+                            name: self.any_name(e.pid),
+                            reason: e.term.map(|t| self.inspect_bytes(t)).unwrap_or_default(),
+                        });
+                    }
+                }
+            }
+        }
+        let mut busy: Vec<(DictId, u64)> = per_pid.into_iter().collect();
+        busy.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let processes_seen = busy.len();
+        let top_processes = busy
+            .into_iter()
+            .take(top)
+            .map(|(pid, events)| BusyProcess {
+                pid: self.pid_text(pid),
+                name: self.any_name(pid),
+                events,
+            })
+            .collect();
+        let events = self.reader().total_events();
+        let disk_bytes = std::fs::read_dir(self.reader().dir())
+            .map(|r| {
+                r.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let meta = self.meta();
+        Overview {
+            session: self.name().to_owned(),
+            status: meta.effective_status().name().to_owned(),
+            mode: meta.mode.clone(),
+            target: meta.target.clone(),
+            nodes: meta.nodes.iter().map(|n| n.name.clone()).collect(),
+            started: self.wall(self.start_ns()),
+            duration_s: (self.end_ns() - self.start_ns()).max(0) as f64 / 1e9,
+            events,
+            disk_bytes,
+            bytes_per_event: if events > 0 {
+                disk_bytes as f64 / events as f64
+            } else {
+                0.0
+            },
+            counts,
+            processes_seen,
+            top_processes,
+            crashes,
+            dropped: meta.dropped,
+            trips: meta.trips.clone(),
+            problems: self.problems(),
+        }
+    }
+}

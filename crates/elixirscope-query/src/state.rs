@@ -1,0 +1,219 @@
+//! Behaviour state of a process at any moment: the state, what changed it, and how.
+//!
+//! The state at T is the newest state event of the process at or before T (a
+//! callback's result, or the state read when capture started). Its previous
+//! state gives the structural diff; the callback that produced it links to the
+//! message it handled. Blocks are searched newest-first and skipped by their
+//! kind mask and process filter, so the cost depends on how far back the last
+//! change is, not on the session size.
+
+use crate::{Cursor, Session};
+use elixirscope_store::{DictId, EventId, EventKind};
+use elixirscope_term::diff::{diff, path_to_string};
+use elixirscope_term::{inspect, Term};
+use serde::Serialize;
+
+/// One difference between the previous and the current state.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffEntry {
+    /// Where, e.g. `.count`, `["key"]`, `|> elem(1)`; empty for the whole state.
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// The callback run that produced the state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// The state event.
+    pub event: EventId,
+    pub at: String,
+    /// `Demo.Counter.handle_call/3`, or `state read at capture start`.
+    pub by: String,
+    /// The callback's call event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_event: Option<EventId>,
+    /// The callback's arguments (without the state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
+    /// The message that triggered the callback, as received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_event: Option<EventId>,
+    /// Who sent that message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_from: Option<String>,
+}
+
+/// State of a process at a moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateAt {
+    pub session: String,
+    pub pid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub at: String,
+    /// The state as Elixir's `inspect` prints it (`null` if unknown at that moment).
+    pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Change>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_state: Option<String>,
+    pub diff: Vec<DiffEntry>,
+    /// How many state events the process has up to this moment.
+    pub changes_so_far: u64,
+}
+
+struct Found {
+    id: EventId,
+    ts: i64,
+    kind: EventKind,
+    mfa: DictId,
+    link: Option<EventId>,
+    term: Vec<u8>,
+}
+
+impl Session {
+    /// The newest `n` state events of `pid` at or before `at`, newest first.
+    fn last_states(&self, pid: DictId, at: &Cursor, n: usize) -> Vec<Found> {
+        let mut out = Vec::new();
+        let mask = EventKind::State.bit() | EventKind::StateSnapshot.bit();
+        for (i, b) in self.reader().blocks().iter().enumerate().rev() {
+            if b.kinds & mask == 0 || !b.may_involve(pid) {
+                continue;
+            }
+            match at.id {
+                Some(id) if b.first_id > id => continue,
+                None if b.min_ts > at.ts => continue,
+                _ => {}
+            }
+            let block = self.reader().block(i);
+            let mut here: Vec<Found> = block
+                .iter()
+                .filter(|e| {
+                    e.pid == pid && matches!(e.kind, EventKind::State | EventKind::StateSnapshot)
+                })
+                .filter(|e| at.includes(e.ts, e.id))
+                .map(|e| Found {
+                    id: e.id,
+                    ts: e.ts,
+                    kind: e.kind,
+                    mfa: e.mfa,
+                    link: e.link,
+                    term: e.term.unwrap_or_default().to_vec(),
+                })
+                .collect();
+            here.sort_by_key(|f| std::cmp::Reverse((f.ts, f.id)));
+            for f in here {
+                out.push(f);
+                if out.len() >= n {
+                    return out;
+                }
+            }
+        }
+        out
+    }
+
+    fn count_states(&self, pid: DictId, at: &Cursor) -> u64 {
+        let mut n = 0;
+        self.scan_until(
+            at,
+            Some(pid),
+            &[EventKind::State, EventKind::StateSnapshot],
+            |e| {
+                if e.pid == pid {
+                    n += 1;
+                }
+                true
+            },
+        );
+        n
+    }
+
+    /// The state of `pid` at `at`.
+    pub fn state_at(&self, pid: DictId, at: &Cursor) -> StateAt {
+        let found = self.last_states(pid, at, 2);
+        let opts = self.inspect_options();
+        let current = found.first();
+        let previous = found.get(1);
+        let cur_term = current.and_then(|f| self.term(&f.term));
+        let prev_term = previous.and_then(|f| self.term(&f.term));
+        let diff_entries = match (&prev_term, &cur_term) {
+            (Some(p), Some(c)) => diff(p, c)
+                .into_iter()
+                .map(|ch| DiffEntry {
+                    path: path_to_string(&ch.path),
+                    before: ch.before.as_ref().map(|t| inspect(t, &opts)),
+                    after: ch.after.as_ref().map(|t| inspect(t, &opts)),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        StateAt {
+            session: self.name().to_owned(),
+            pid: self.pid_text(pid),
+            name: self.name_at(pid, at).or_else(|| self.any_name(pid)),
+            at: self.relative(at.ts.min(self.end_ns())),
+            state: cur_term.as_ref().map(|t| inspect(t, &opts)),
+            changed: current.map(|f| self.change(f)),
+            previous_state: prev_term.as_ref().map(|t| inspect(t, &opts)),
+            diff: diff_entries,
+            changes_so_far: if current.is_some() {
+                self.count_states(pid, at)
+            } else {
+                0
+            },
+        }
+    }
+
+    fn change(&self, f: &Found) -> Change {
+        let mut c = Change {
+            event: f.id,
+            at: self.relative(f.ts),
+            by: if f.kind == EventKind::StateSnapshot {
+                "state read at capture start".into()
+            } else {
+                self.mfa_text(f.mfa)
+            },
+            call_event: f.link,
+            arguments: None,
+            message: None,
+            message_event: None,
+            message_from: None,
+        };
+        let Some(call) = f.link else { return c };
+        let call_info = self
+            .reader()
+            .with_event(call, |e| (e.term.map(|t| t.to_vec()), e.link));
+        let Some((args, receive)) = call_info else {
+            return c;
+        };
+        if let Some(Term::List { items, .. }) = args.and_then(|a| self.term(&a)) {
+            // Everything but the state/data argument.
+            let shown: Vec<Term> = items
+                .iter()
+                .take(items.len().saturating_sub(1))
+                .cloned()
+                .collect();
+            let opts = self.inspect_options();
+            c.arguments = Some(
+                shown
+                    .iter()
+                    .map(|t| inspect(t, &opts))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        if let Some(r) = receive {
+            c.message_event = Some(r);
+            self.reader().with_event(r, |e| {
+                c.message = e.term.map(|t| self.inspect_bytes(t));
+                c.message_from = (e.peer != 0).then(|| self.proc_label(e.peer));
+            });
+        }
+        c
+    }
+}
