@@ -43,8 +43,14 @@ pub struct CaptureSpec {
     pub calls: Vec<CallPattern>,
     /// Modules or registered names whose behaviour state is recorded.
     pub state: Vec<String>,
+    /// Registered processes left untraced (code loading traffic is noise for most debugging).
+    pub quiet: Vec<String>,
     pub budget: Budget,
 }
+
+/// Processes left untraced unless asked for: the code server and the primitive
+/// loader exchange whole `.beam` files as messages while modules load.
+pub const QUIET_BY_DEFAULT: &[&str] = &["code_server", "erl_prim_loader"];
 
 /// Names accepted by `--profile`.
 pub const PROFILES: &[(&str, &str)] = &[
@@ -75,6 +81,7 @@ impl CaptureSpec {
                     sample,
                     calls: Vec::new(),
                     state: Vec::new(),
+                    quiet: QUIET_BY_DEFAULT.iter().map(|s| s.to_string()).collect(),
                     budget: Budget {
                         max_events,
                         max_rate,
@@ -131,6 +138,10 @@ impl CaptureSpec {
             (
                 atom("state"),
                 Term::list(self.state.iter().map(|s| Term::atom(s)).collect()),
+            ),
+            (
+                atom("quiet"),
+                Term::list(self.quiet.iter().map(|s| Term::atom(s)).collect()),
             ),
             (atom("budget"), Term::Map(budget)),
             (atom("run_mode"), Term::atom(bool_atom(run_mode))),

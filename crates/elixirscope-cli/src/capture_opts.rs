@@ -40,6 +40,10 @@ pub struct CaptureOpts {
     /// Do not record messages (lifecycle, calls and states only)
     #[arg(long)]
     pub no_messages: bool,
+    /// Also trace the code server and loader (left out by default: they pass whole
+    /// .beam files around while modules load)
+    #[arg(long)]
+    pub include_system: bool,
 }
 
 /// Parses `10`, `1/10`, `0.1`, `10%` into "keep 1 in N".
@@ -115,6 +119,9 @@ impl CaptureOpts {
         }
         if self.no_messages {
             spec.messages = false;
+        }
+        if self.include_system {
+            spec.quiet.clear();
         }
         if let Some(d) = self.for_duration()? {
             // The recorder stops at --for; the agent's own limit is a safety net behind it.

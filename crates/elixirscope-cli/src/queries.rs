@@ -7,7 +7,7 @@
 use crate::{summary, Failure, OutputOpts};
 use clap::Args;
 use elixirscope_query::filter::{parse_kinds, EventFilter};
-use elixirscope_query::{Cursor, Session};
+use elixirscope_query::Session;
 use elixirscope_store::session::list_sessions;
 use elixirscope_term::CallPattern;
 use serde::Serialize;
@@ -26,7 +26,8 @@ pub struct EventsArgs {
     /// Only events at or before T
     #[arg(long, value_name = "T")]
     pub to: Option<String>,
-    /// Only events involving this process: pid (<0.123.0>) or registered name; repeatable
+    /// Only events involving this process: pid (<0.123.0>) or registered name (every
+    /// process that held the name); repeatable
     #[arg(long = "pid", value_name = "PROC")]
     pub pids: Vec<String>,
     /// Only these kinds, comma separated (spawn,exit,send,receive,call,return,state,...;
@@ -237,9 +238,8 @@ pub fn events(home: &Path, a: &EventsArgs) -> Result<u8, Failure> {
     if let Some(t) = &a.to {
         f.to = Some(s.parse_time(t)?);
     }
-    let at = f.to.unwrap_or(Cursor::END);
     for p in &a.pids {
-        f.pids.push(s.resolve_proc(p, &at)?.pid);
+        f.pids.extend(s.resolve_all(p)?);
     }
     if let Some(k) = &a.kind {
         f.kinds = parse_kinds(k)?;

@@ -49,11 +49,17 @@ pub struct Overview {
     pub problems: Vec<String>,
 }
 
-/// Whether an exit reason is a normal termination.
+/// Whether an exit reason is not a crash: `normal`, `shutdown`, `{shutdown, _}`,
+/// or a process used as a future returning its result through its exit reason
+/// (`{ok, Result}`, erpc's `{Ref, return, Result}`).
 pub fn is_normal_exit(reason: &Term) -> bool {
     match reason {
         Term::Atom(a) => a == "normal" || a == "shutdown",
-        Term::Tuple(t) => t.len() == 2 && t[0].as_atom() == Some("shutdown"),
+        Term::Tuple(t) => match t.as_slice() {
+            [tag, _] => matches!(tag.as_atom(), Some("shutdown") | Some("ok")),
+            [Term::Reference(_), tag, _] => tag.as_atom() == Some("return"),
+            _ => false,
+        },
         _ => false,
     }
 }

@@ -69,7 +69,7 @@ pub struct ProcessTable {
 
 impl Session {
     /// `initial_call` text and whether it is a supervisor, from a spawn's MFA and args.
-    fn initial_call(&self, mfa: DictId, args: Option<&[u8]>) -> (Option<String>, bool) {
+    pub fn initial_call(&self, mfa: DictId, args: Option<&[u8]>) -> (Option<String>, bool) {
         let Some(m) = self.reader().dict().mfa(mfa) else {
             return (None, false);
         };

@@ -94,7 +94,14 @@ impl Session {
         let mut depth = None;
         let mut count = None;
         let summary = match e.kind {
-            EventKind::Spawn => format!("spawned {} running {}", peer_label(), m()),
+            EventKind::Spawn => {
+                let (initial, _) = self.initial_call(e.mfa, e.term);
+                format!(
+                    "spawned {} running {}",
+                    peer_label(),
+                    initial.unwrap_or_else(m)
+                )
+            }
             EventKind::Exit => format!("exited: {}", t()),
             EventKind::Link => format!(
                 "{} {}",

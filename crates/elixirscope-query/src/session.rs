@@ -263,6 +263,30 @@ impl Session {
             .ok_or_else(|| QueryError::UnknownProc(format!("registered as {}", text.trim())))
     }
 
+    /// Every process that is `text` (a pid), or that ever held the name `text`.
+    pub fn resolve_all(&self, text: &str) -> Result<Vec<DictId>, QueryError> {
+        if Session::is_pid_text(text) {
+            return self.resolve_proc(text, &Cursor::END).map(|p| vec![p.pid]);
+        }
+        let atom = elixirscope_term::mfa_pattern::parse_atom_target(text)
+            .map_err(|_| QueryError::BadProc(text.to_owned()))?;
+        let name = self.reader.dict().find_atom(&atom);
+        let mut pids: Vec<DictId> = self
+            .name_changes()
+            .iter()
+            .filter(|c| Some(c.name) == name && c.registered)
+            .map(|c| c.pid)
+            .collect();
+        pids.dedup();
+        if pids.is_empty() {
+            return Err(QueryError::UnknownProc(format!(
+                "registered as {}",
+                text.trim()
+            )));
+        }
+        Ok(pids)
+    }
+
     /// The registered name of `pid` at `at`, as Elixir prints it.
     pub fn name_at(&self, pid: DictId, at: &Cursor) -> Option<String> {
         let mut current: Option<DictId> = None;
