@@ -94,35 +94,34 @@ fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, std::io::Error> {
     Ok(s)
 }
 
+/// The EPMD port: `$ERL_EPMD_PORT` as Erlang itself honours it, else 4369.
+pub fn epmd_port_number() -> u16 {
+    std::env::var("ERL_EPMD_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(DEFAULT_EPMD_PORT)
+}
+
+fn epmd_error(host: &str, detail: impl std::fmt::Display) -> CaptureError {
+    CaptureError::EpmdUnreachable {
+        host: format!("{host}:{}", epmd_port_number()),
+        detail: detail.to_string(),
+    }
+}
+
+fn epmd_client(host: &str) -> Result<EpmdClient<BlockingStream>, CaptureError> {
+    let stream = connect_tcp(host, epmd_port_number()).map_err(|e| epmd_error(host, e))?;
+    Ok(EpmdClient::new(BlockingStream::new(stream)))
+}
+
 /// Lists node names registered with EPMD on `host`.
 pub fn epmd_names(host: &str) -> Result<Vec<(String, u16)>, CaptureError> {
-    let stream =
-        connect_tcp(host, DEFAULT_EPMD_PORT).map_err(|e| CaptureError::EpmdUnreachable {
-            host: host.to_owned(),
-            detail: e.to_string(),
-        })?;
-    block_on(EpmdClient::new(BlockingStream::new(stream)).get_names()).map_err(|e| {
-        CaptureError::EpmdUnreachable {
-            host: host.to_owned(),
-            detail: e.to_string(),
-        }
-    })
+    block_on(epmd_client(host)?.get_names()).map_err(|e| epmd_error(host, e))
 }
 
 /// Looks up a node's distribution port in EPMD.
 pub fn epmd_port(name: &str, host: &str) -> Result<Option<u16>, CaptureError> {
-    let stream =
-        connect_tcp(host, DEFAULT_EPMD_PORT).map_err(|e| CaptureError::EpmdUnreachable {
-            host: host.to_owned(),
-            detail: e.to_string(),
-        })?;
-    let entry =
-        block_on(EpmdClient::new(BlockingStream::new(stream)).get_node(name)).map_err(|e| {
-            CaptureError::EpmdUnreachable {
-                host: host.to_owned(),
-                detail: e.to_string(),
-            }
-        })?;
+    let entry = block_on(epmd_client(host)?.get_node(name)).map_err(|e| epmd_error(host, e))?;
     Ok(entry.map(|e| e.port))
 }
 

@@ -24,7 +24,7 @@ pub use spec::{Budget, CaptureSpec};
 pub enum CaptureError {
     #[error("invalid node name '{0}': use name@host (e.g. my_app@localhost)")]
     BadNodeName(String),
-    #[error("cannot reach EPMD on {host}:4369 ({detail}); is the node running with distribution enabled (--sname/--name)?")]
+    #[error("cannot reach EPMD on {host} ({detail}); is the node running with distribution enabled (--sname/--name)?")]
     EpmdUnreachable { host: String, detail: String },
     #[error(
         "no node '{node}' is registered with EPMD on {host}{}",

@@ -1,0 +1,37 @@
+# ElixirScope: the two commands that need no set-up are `make demo` and `make test`.
+.PHONY: demo test build lint bench clean
+
+CARGO ?= cargo
+BIN := target/debug/elixirscope
+DEMO_DIR := examples/demo
+
+build:
+	@scripts/ensure-deps.sh
+	$(CARGO) build --workspace
+
+# Records the demo app (supervisor, GenServers, task pool, a worker that crashes
+# and is restarted) from its first second to its exit, and prints a summary.
+demo: build
+	cd $(DEMO_DIR) && ../../$(BIN) run --session demo-$$(date +%Y%m%d-%H%M%S) \
+	  --state Demo.Counter --state Demo.Bank --state Demo.Flaky \
+	  --trace 'Demo.Bank.deposit/2' \
+	  -- mix run -e 'Demo.Workload.run()'
+
+# Every test: unit, integration against real erl/elixir nodes, CLI snapshots, lints.
+test: build
+	$(CARGO) test --workspace
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Benchmark against untraced and dbg baselines (release build).
+bench:
+	@scripts/ensure-deps.sh
+	$(CARGO) run --release -p elixirscope-bench
+
+clean:
+	$(CARGO) clean
+	rm -rf $(DEMO_DIR)/_build

@@ -1,0 +1,212 @@
+//! Helpers for tests against real BEAM nodes: starting Elixir/Erlang nodes,
+//! calling into them, and running the `elixirscope` binary with a private home.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A unique short node name for this test process.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Fails clearly when Erlang or Elixir is missing (tests never pass without them).
+pub fn require_beam() {
+    for tool in ["erl", "elixir"] {
+        let ok = Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        assert!(
+            ok,
+            "`{tool}` is not installed: run `make test`, which installs Erlang/OTP and Elixir"
+        );
+    }
+}
+
+/// A private ElixirScope home for one test.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `elixirscope ARGS...` with this home.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_elixirscope"));
+        c.args(args)
+            .env("ELIXIRSCOPE_HOME", self.path())
+            .env_remove("ELIXIRSCOPE_COOKIE");
+        c
+    }
+
+    /// Runs `elixirscope ARGS...` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run elixirscope")
+    }
+
+    /// Runs a query with `--json` and parses the document; panics with stderr on failure.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.run(&a);
+        assert!(
+            out.status.success(),
+            "elixirscope {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "bad JSON from {args:?}: {e}\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// The newest session's name.
+    pub fn last_session(&self) -> String {
+        let v = self.json(&["sessions"]);
+        v["sessions"]
+            .as_array()
+            .and_then(|a| a.last())
+            .expect("a session")["name"]
+            .as_str()
+            .expect("name")
+            .to_owned()
+    }
+}
+
+/// A running Elixir node started for a test; killed when dropped.
+pub struct BeamNode {
+    pub name: String,
+    pub cookie: String,
+    child: Child,
+}
+
+impl BeamNode {
+    /// Starts `elixir --sname NAME@localhost --cookie C` loading `files` then running `code`.
+    pub fn elixir(prefix: &str, files: &[PathBuf], code: &str) -> BeamNode {
+        let short = unique(prefix);
+        let name = format!("{short}@localhost");
+        let cookie = format!("cookie{}", std::process::id());
+        let mut cmd = Command::new("elixir");
+        cmd.args(["--sname", &name, "--cookie", &cookie]);
+        for f in files {
+            cmd.arg("-r").arg(f);
+        }
+        cmd.args(["-e", code])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("start elixir node");
+        let node = BeamNode {
+            name,
+            cookie,
+            child,
+        };
+        node.wait_registered();
+        node
+    }
+
+    fn wait_registered(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let short = self.name.split('@').next().unwrap().to_owned();
+        while Instant::now() < deadline {
+            let out = Command::new("epmd").arg("-names").output();
+            if let Ok(o) = out {
+                if String::from_utf8_lossy(&o.stdout).contains(&format!("name {short} ")) {
+                    // Registered; give the node a moment to finish booting its code.
+                    std::thread::sleep(Duration::from_millis(300));
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node {} did not start", self.name);
+    }
+
+    /// Evaluates an Erlang expression on the node from a throwaway node; returns what it prints.
+    pub fn eval(&self, expr: &str) -> String {
+        let checker = unique("checker");
+        let code = format!(
+            "R = rpc:call('{}', erlang, apply, [fun() -> {expr} end, []], 20000), io:format(\"~p~n\", [R]), halt().",
+            self.name
+        );
+        let out = Command::new("erl")
+            .args([
+                "-noshell",
+                "-sname",
+                &format!("{checker}@localhost"),
+                "-setcookie",
+                &self.cookie,
+                "-eval",
+                &code,
+            ])
+            .output()
+            .expect("run erl");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Calls `Module.function(args)` (Elixir syntax args) on the node via `:rpc`.
+    pub fn call_elixir(&self, call: &str) -> String {
+        let checker = unique("driver");
+        let code = format!(
+            "IO.inspect(elem(:rpc.call(:\"{}\", Code, :eval_string, [{:?}]), 0), limit: :infinity)",
+            self.name, call
+        );
+        let out = Command::new("elixir")
+            .args([
+                "--sname",
+                &format!("{checker}@localhost"),
+                "--cookie",
+                &self.cookie,
+                "-e",
+                &code,
+            ])
+            .output()
+            .expect("run elixir");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for BeamNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Path of a fixture under `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

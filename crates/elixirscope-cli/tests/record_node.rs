@@ -1,0 +1,280 @@
+//! `elixirscope record` against a real, unchanged Elixir node: state at moments,
+//! matched messages, crashes and restarts, traced calls, and a clean detach.
+
+mod common;
+
+use common::{fixture, require_beam, BeamNode, Home};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Starts `elixirscope record` and waits until capture runs.
+fn start_recording(
+    home: &Home,
+    node: &BeamNode,
+    extra: &[&str],
+) -> (Child, mpsc::Receiver<String>) {
+    let mut args = vec![
+        "record",
+        node.name.as_str(),
+        "--cookie",
+        node.cookie.as_str(),
+        "--session",
+        "s1",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = home
+        .cmd(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn record");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("recording did not start");
+        if line.starts_with("recording ") {
+            return (child, rx);
+        }
+        assert!(!line.starts_with("error"), "record failed: {line}");
+    }
+}
+
+fn stop_recording(mut child: Child, rx: mpsc::Receiver<String>) -> String {
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    let status = child.wait().expect("wait record");
+    let mut err = String::new();
+    while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+        err.push_str(&l);
+        err.push('\n');
+    }
+    assert!(status.success(), "record exited with {status}: {err}");
+    err
+}
+
+fn quoted_strings(text: &str) -> Vec<String> {
+    text.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn events(home: &Home, args: &[&str]) -> Vec<Value> {
+    let mut a = vec!["events", "s1", "--limit", "10000"];
+    a.extend_from_slice(args);
+    home.json(&a)["events"].as_array().expect("events").clone()
+}
+
+#[test]
+fn records_state_messages_crashes_calls_and_detaches_cleanly() {
+    require_beam();
+    let home = Home::new();
+    let node = BeamNode::elixir(
+        "rec",
+        &[fixture("test_app.ex")],
+        "TestApp.start(); Process.sleep(:infinity)",
+    );
+    let (child, rx) = start_recording(
+        &home,
+        &node,
+        &[
+            "--state",
+            "TestApp.Counter",
+            "--state",
+            "TestApp.Crashy",
+            "--trace",
+            "TestApp.Math._/_",
+        ],
+    );
+
+    let times = quoted_strings(&node.call_elixir("TestApp.increments(5)"));
+    assert_eq!(times.len(), 5, "driver output: {times:?}");
+    assert_eq!(node.call_elixir("TestApp.messages(100)"), "100");
+    let calls = node.call_elixir("TestApp.calls()");
+    assert!(calls.contains("[1, 4, 9]"), "{calls}");
+    assert_eq!(node.call_elixir("TestApp.crash()"), ":crashed");
+    let busy_at = quoted_strings(&node.call_elixir("TestApp.slow_jobs()"));
+
+    let err = stop_recording(child, rx);
+    assert!(err.contains("left as found"), "{err}");
+
+    // State at several moments equals the count at that moment.
+    for (i, t) in times.iter().enumerate() {
+        let st = home.json(&["state", "s1", "TestApp.Counter", "--at", t]);
+        assert_eq!(
+            st["state"],
+            Value::from((i + 1).to_string()),
+            "state at {t}: {st}"
+        );
+    }
+    let first = home.json(&["state", "s1", "TestApp.Counter", "--at", "start"]);
+    assert!(first["state"].is_null() || first["state"] == "0", "{first}");
+    let fifth = home.json(&["state", "s1", "TestApp.Counter", "--at", &times[4]]);
+    assert_eq!(fifth["diff"][0]["before"], "4");
+    assert_eq!(fifth["diff"][0]["after"], "5");
+    assert!(
+        fifth["changed"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains(":inc"),
+        "{fifth}"
+    );
+    assert_eq!(
+        home.json(&["state", "s1", "TestApp.Counter", "--at", "end"])["state"],
+        "5"
+    );
+
+    // 100 sends matched to 100 receives, nothing pending at the end.
+    let sends = events(
+        &home,
+        &["--kind", "send", "--pid", ":test_sink", "--match", "{:msg,"],
+    );
+    let receives = events(
+        &home,
+        &[
+            "--kind",
+            "receive",
+            "--pid",
+            ":test_sink",
+            "--match",
+            "{:msg,",
+        ],
+    );
+    assert_eq!(sends.len(), 100);
+    assert_eq!(receives.len(), 100);
+    let send_ids: Vec<u64> = sends.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    for r in &receives {
+        let linked = r["link"]
+            .as_u64()
+            .expect("every receive is matched to its send");
+        assert!(send_ids.contains(&linked));
+    }
+    let mb = home.json(&["mailbox", "s1", ":test_sink", "--at", "end"]);
+    assert_eq!(mb["in_flight"].as_array().unwrap().len(), 0, "{mb}");
+
+    // While the counter sleeps in its first slow job, the other two wait unhandled.
+    let mb = home.json(&["mailbox", "s1", "TestApp.Counter", "--at", &busy_at[0]]);
+    assert_eq!(mb["unhandled"].as_array().unwrap().len(), 2, "{mb}");
+
+    // The crash is recorded with its reason, and the restart shows in the tree.
+    let exits = events(&home, &["--kind", "exit", "--pid", "TestApp.Crashy"]);
+    assert!(exits.iter().any(|e| e["term"]
+        .as_str()
+        .unwrap_or("")
+        .contains("crashy crashed on purpose")));
+    let tree = home.json(&["tree", "s1", "--at", "end", "--root", "TestApp.Sup"]);
+    let crashy = tree["roots"][0]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "TestApp.Crashy")
+        .expect("restarted crashy under its supervisor")
+        .clone();
+    assert!(
+        crashy["restart_of"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("crashy crashed on purpose"),
+        "{crashy}"
+    );
+
+    // Calls with arguments and results, exceptions with their reason.
+    let calls = events(&home, &["--kind", "call", "--mfa", "TestApp.Math.square/1"]);
+    let args: Vec<&str> = calls.iter().map(|e| e["term"].as_str().unwrap()).collect();
+    assert_eq!(args, ["[1]", "[2]", "[3]"]);
+    let rets = events(
+        &home,
+        &["--kind", "return", "--mfa", "TestApp.Math.square/1"],
+    );
+    let vals: Vec<&str> = rets.iter().map(|e| e["term"].as_str().unwrap()).collect();
+    assert_eq!(vals, ["1", "4", "9"]);
+    assert!(rets.iter().all(|e| e["duration_ns"].as_u64().is_some()));
+    let exc = events(
+        &home,
+        &["--kind", "exception", "--mfa", "TestApp.Math.fail/1"],
+    );
+    assert!(
+        exc[0]["term"].as_str().unwrap().contains("bad 7"),
+        "{exc:?}"
+    );
+
+    // Nothing of ElixirScope is left on the node.
+    let left = node.eval(
+        "{erlang:trace_info(new_processes, flags), \
+          length([P || P <- erlang:processes(), element(2, erlang:trace_info(P, flags)) =/= []]), \
+          erlang:trace_info({'Elixir.TestApp.Math', square, 1}, traced), \
+          erlang:trace_info({'Elixir.TestApp.Counter', handle_call, 3}, traced), \
+          [M || M <- [elixirscope_agent, elixirscope_tracer, elixirscope_trace_setup, \
+                      elixirscope_snapshot, elixirscope_module_watch], code:is_loaded(M) =/= false], \
+          whereis(elixirscope_tracer)}",
+    );
+    assert_eq!(
+        left,
+        "{{flags,[]},0,{traced,false},{traced,false},[],undefined}"
+    );
+}
+
+#[test]
+fn stepping_walks_a_process_history() {
+    require_beam();
+    let home = Home::new();
+    let node = BeamNode::elixir(
+        "step",
+        &[fixture("test_app.ex")],
+        "TestApp.start(); Process.sleep(:infinity)",
+    );
+    let (child, rx) = start_recording(&home, &node, &["--state", "TestApp.Counter"]);
+    node.call_elixir("TestApp.increments(3)");
+    stop_recording(child, rx);
+
+    let kinds = "state,state_snapshot";
+    let states = events(&home, &["--kind", kinds, "--pid", "TestApp.Counter"]);
+    let terms: Vec<&str> = states.iter().map(|e| e["term"].as_str().unwrap()).collect();
+    assert_eq!(terms, ["0", "1", "2", "3"]);
+    let first_id = states[1]["id"].as_u64().unwrap().to_string();
+    let next = home.json(&[
+        "step",
+        "s1",
+        "TestApp.Counter",
+        "--at",
+        &first_id,
+        "--kind",
+        kinds,
+    ]);
+    assert_eq!(next["events"][0]["term"], "2");
+    let prev = home.json(&[
+        "step",
+        "s1",
+        "TestApp.Counter",
+        "--at",
+        &first_id,
+        "--back",
+        "--kind",
+        kinds,
+    ]);
+    assert_eq!(prev["events"][0]["term"], "0");
+    let around = home.json(&[
+        "step",
+        "s1",
+        "TestApp.Counter",
+        "--at",
+        &first_id,
+        "-n",
+        "3",
+    ]);
+    assert_eq!(around["events"].as_array().unwrap().len(), 3);
+}

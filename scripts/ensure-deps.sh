@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what ElixirScope's build, demo and tests need on a fresh Debian machine
+# when it is missing: Erlang/OTP and Elixir from Debian, and a Rust toolchain check.
+set -euo pipefail
+
+need_apt=()
+command -v erl >/dev/null 2>&1 || need_apt+=(erlang-nox erlang-dev)
+command -v elixir >/dev/null 2>&1 || need_apt+=(elixir)
+if command -v erl >/dev/null 2>&1 && ! erl -noshell -eval 'code:ensure_loaded(compile) =:= {module, compile} orelse halt(1), halt(0).' >/dev/null 2>&1; then
+  need_apt+=(erlang-dev)
+fi
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing from Debian: ${need_apt[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "error: need root or sudo to install ${need_apt[*]}" >&2; exit 1; }
+    SUDO="sudo"
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found; install Rust (https://rustup.rs) and retry" >&2; exit 1; }
+
+otp=$(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().')
+if [ "$otp" -lt 25 ]; then
+  echo "error: Erlang/OTP $otp found; ElixirScope needs OTP 25 or newer" >&2
+  exit 1
+fi
