@@ -1,66 +1,110 @@
 %% Applying trace patterns to modules that are loaded after capture starts.
 %%
 %% Trace patterns only attach to code that is loaded, and in `run` mode the
-%% program's modules load after the agent starts (lazily, on first call). The
-%% watch traces the three ways a module gets loaded - a call to an undefined
-%% function (error_handler), code:ensure_loaded/1 and code:load_binary/3 - with
-%% match specs that fire only for the watched modules. On such a call the tracer
-%% briefly suspends the loading process, loads the module itself, sets the
-%% patterns and resumes it, so the first call into the module is already traced.
-%% (A suspended process is resumed automatically if the tracer dies.)
-%% load_binary/3 cannot be handled that way (the code is in the caller's hands),
-%% so for it the tracer waits for the load to finish and applies the patterns
-%% then; calls made in that instant can be missed.
+%% program's modules load after the agent starts (lazily on first call, or when
+%% a script's `defmodule` is compiled). The watch is its own process with its own
+%% mailbox, so it reacts within microseconds however busy the main tracer is. It
+%% meta-traces the ways a module gets loaded, with match specs that fire only
+%% for the watched modules:
+%% - a call to an undefined function (error_handler) or code:ensure_loaded/1:
+%%   the watch suspends the caller, loads the module itself, sets the patterns
+%%   and resumes the caller, so even the first call into the module is traced;
+%% - code:load_binary/3 (code compiled in memory): when it returns, the watch
+%%   suspends the caller, sets the patterns and resumes it, before the caller
+%%   can use the new code.
+%% A suspended process is resumed automatically if the watch dies. The tracer
+%% is told about every module handled, with the patterns set.
 -module(elixirscope_module_watch).
 
--export([set/1, clear/0, loading/4, triggers/0]).
+-export([start/3, stop/1, clear/0, triggers/0]).
 
 triggers() ->
     [{error_handler, undefined_function, 3}, {code, ensure_loaded, 1},
      {code, load_binary, 3}].
 
-%% Sets the trigger patterns for the watched modules (or clears them if none).
+%% Watch: modules to watch; Wanted: call patterns waiting for their module;
+%% StateMods: modules whose behaviour callbacks are wanted once loaded.
+start(Tracer, Watch, {Wanted, StateMods}) ->
+    spawn_link(fun() ->
+                       erlang:trace(self(), false, [all]),
+                       set(Watch),
+                       loop(Tracer, Watch, Wanted, StateMods)
+               end).
+
+stop(Pid) ->
+    unlink(Pid),
+    exit(Pid, kill),
+    clear().
+
 set([]) -> clear();
 set(Modules) ->
-    Specs = #{3 => [{[M, '_', '_'], [], []} || M <- Modules],
-              1 => [{[M], [], []} || M <- Modules]},
-    [erlang:trace_pattern(MFA, maps:get(A, Specs), [local]) || {_, _, A} = MFA <- triggers()],
+    Me = self(),
+    Entry3 = [{[M, '_', '_'], [], []} || M <- Modules],
+    Entry1 = [{[M], [], []} || M <- Modules],
+    Return3 = [{[M, '_', '_'], [], [{return_trace}]} || M <- Modules],
+    erlang:trace_pattern({error_handler, undefined_function, 3}, Entry3, [{meta, Me}]),
+    erlang:trace_pattern({code, ensure_loaded, 1}, Entry1, [{meta, Me}]),
+    erlang:trace_pattern({code, load_binary, 3}, Return3, [{meta, Me}]),
     ok.
 
 clear() ->
-    [erlang:trace_pattern(MFA, false, [local]) || MFA <- triggers()],
+    [erlang:trace_pattern(MFA, false, [meta]) || MFA <- triggers()],
     ok.
 
-%% Called by the tracer when Pid is about to load module M via Trigger.
-%% OnLoaded() runs once M is loaded, while Pid is still suspended where possible.
-loading(Pid, M, {error_handler, _, _}, OnLoaded) -> load_suspended(Pid, M, OnLoaded);
-loading(Pid, M, {code, ensure_loaded, _}, OnLoaded) -> load_suspended(Pid, M, OnLoaded);
-loading(_Pid, M, {code, load_binary, _}, OnLoaded) ->
-    case wait_loaded(M, 200) of
-        true -> OnLoaded();
-        false -> false
+loop(Tracer, Watch, Wanted, StateMods) ->
+    receive
+        Msg when element(1, Msg) =:= trace_ts; element(1, Msg) =:= trace ->
+            case trigger(Msg) of
+                {Pid, M, How} ->
+                    case lists:member(M, Watch) andalso handle(Tracer, Pid, M, How, Wanted, StateMods) of
+                        true ->
+                            Rest = lists:delete(M, Watch),
+                            set(Rest),
+                            loop(Tracer, Rest, Wanted, StateMods);
+                        false ->
+                            loop(Tracer, Watch, Wanted, StateMods)
+                    end;
+                none ->
+                    loop(Tracer, Watch, Wanted, StateMods)
+            end;
+        _ ->
+            loop(Tracer, Watch, Wanted, StateMods)
     end.
 
-load_suspended(Pid, M, OnLoaded) ->
+trigger({trace_ts, Pid, call, {error_handler, undefined_function, [M | _]}, _}) -> {Pid, M, load};
+trigger({trace, Pid, call, {error_handler, undefined_function, [M | _]}}) -> {Pid, M, load};
+trigger({trace_ts, Pid, call, {code, ensure_loaded, [M]}, _}) -> {Pid, M, load};
+trigger({trace, Pid, call, {code, ensure_loaded, [M]}}) -> {Pid, M, load};
+trigger({trace_ts, Pid, return_from, {code, load_binary, 3}, {module, M}, _}) -> {Pid, M, loaded};
+trigger({trace, Pid, return_from, {code, load_binary, 3}, {module, M}}) -> {Pid, M, loaded};
+trigger(_) -> none.
+
+%% Returns true once M is loaded and its patterns are set.
+handle(Tracer, Pid, M, How, Wanted, StateMods) ->
     Suspended = (catch erlang:suspend_process(Pid)) =:= true,
     try
-        _ = code:ensure_loaded(M),
+        case How of
+            load -> _ = code:ensure_loaded(M);
+            loaded -> ok
+        end,
         case erlang:module_loaded(M) of
-            true -> OnLoaded();
-            false -> false
+            true ->
+                {StateInfo, StateMfas} =
+                    case lists:member(M, StateMods) of
+                        true ->
+                            B = elixirscope_trace_setup:behaviour(M),
+                            {[{M, B}], elixirscope_trace_setup:callback_mfas(M, B)};
+                        false -> {[], []}
+                    end,
+                Applied = elixirscope_trace_setup:apply_module(M, Wanted ++ StateMfas),
+                Tracer ! {es_module_loaded, erlang:monotonic_time(nanosecond), M, Applied, StateInfo},
+                true;
+            false ->
+                false
         end
     after
         case Suspended of
             true -> catch erlang:resume_process(Pid);
             false -> ok
         end
-    end.
-
-wait_loaded(M, 0) -> erlang:module_loaded(M);
-wait_loaded(M, N) ->
-    case erlang:module_loaded(M) of
-        true -> true;
-        false ->
-            receive after 1 -> ok end,
-            wait_loaded(M, N - 1)
     end.

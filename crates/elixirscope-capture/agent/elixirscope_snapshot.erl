@@ -54,6 +54,8 @@ describe(P) ->
                      end,
             Name = case proplists:get_value(registered_name, Info) of
                        [] -> undefined;
+                       %% The run-mode boot hook's temporary name is ours, not the program's.
+                       elixirscope_boot -> undefined;
                        N -> N
                    end,
             Monitors = [Target || {process, Target} <- proplists:get_value(monitors, Info, [])],

@@ -62,6 +62,7 @@ enable(Config, Tracer) ->
     erlang:trace(Tracer, false, [all]),
     Quiet = [P || Name <- maps:get(quiet, Config, []), P <- [whereis(Name)], is_pid(P)],
     [erlang:trace(P, false, [all]) || P <- Quiet],
+    quiet_sends(Quiet),
     #{flags => Flags,
       quiet => [N || N <- maps:get(quiet, Config, []), is_pid(whereis(N))],
       patterns => Applied,
@@ -163,9 +164,18 @@ gen_server_guess(M) ->
         false -> gen_server
     end.
 
+%% Sends to quiet processes are not traced either (code loading requests carry
+%% whole .beam files).
+quiet_sends([]) -> ok;
+quiet_sends(Pids) ->
+    Guard = lists:foldl(fun(P, Acc) -> {'andalso', {'=/=', '$1', P}, Acc} end,
+                        true, Pids),
+    erlang:trace_pattern(send, [{['$1', '_'], [Guard], []}], []).
+
 %% Undoes enable/2. Setup may be #{} when only the flags are known to be ours.
 clear(Setup) ->
     erlang:trace(all, false, [all]),
+    erlang:trace_pattern(send, true, []),
     [erlang:trace_pattern(MFA, false, [local]) || {MFA, _} <- maps:get(patterns, Setup, [])],
     [erlang:trace_pattern(MFA, false, [local]) || MFA <- maps:get(extra_patterns, Setup, [])],
     ok.

@@ -28,7 +28,7 @@
              total = 0, dropped = 0, sampled_out = 0, discarded = 0,
              window_start = 0, window_base = 0, since_check = 0, check_every = 500,
              max_events, max_rate, max_backlog, max_memory, max_backlog_seen = 0,
-             tripped = false, watch = [], wanted = [], syncs = [],
+             tripped = false, watcher, syncs = [],
              run_mode = false, at_exit = false, started}).
 
 start(Config, Caller) ->
@@ -120,6 +120,7 @@ handle(es_housekeeping, S) -> housekeeping(S);
 handle(es_duration, S) ->
     trip(max_duration, <<"capture reached its maximum duration">>, S);
 handle({es_setup_done, Setup}, S) -> setup_done(Setup, S);
+handle({es_module_loaded, Ts, M, Applied, StateInfo}, S) -> module_loaded(Ts, M, Applied, StateInfo, S);
 handle({es_stop, From}, S) -> stop(From, S);
 handle({es_status, From, Ref}, S) -> From ! {Ref, stats(S)}, S;
 handle({es_flush_sync, From, Ref}, S) ->
@@ -142,19 +143,13 @@ trace_event(Msg, #st{own = Own} = S) ->
         _ -> trace_event_foreign(Msg, S)
     end.
 
+trace_event_foreign({trace_ts, _, unregister, elixirscope_boot, _}, S) ->
+    %% The run-mode boot hook giving back its temporary name.
+    S;
 trace_event_foreign({trace_ts, Pid, spawned, Parent, _, _} = Msg, #st{own = Own} = S) ->
     case Own of
         #{Parent := _} -> S#st{own = Own#{Pid => true}};
         _ -> sample(Msg, S)
-    end;
-trace_event_foreign({trace_ts, Pid, call, {M, F, [Arg | _] = Args}, _},
-                    #st{watch = [_ | _] = Watch} = S)
-  when M =:= error_handler; M =:= code ->
-    Trigger = {M, F, length(Args)},
-    case lists:member(Trigger, elixirscope_module_watch:triggers())
-        andalso lists:member(Arg, Watch) of
-        true -> module_loading(Pid, Arg, Trigger, S);
-        false -> S
     end;
 trace_event_foreign(Msg, S) ->
     sample(Msg, S).
@@ -224,9 +219,12 @@ trip(Reason, Detail, S) ->
     flush(S2).
 
 stop_tracing(S) ->
-    elixirscope_module_watch:clear(),
+    case S#st.watcher of
+        undefined -> elixirscope_module_watch:clear();
+        W -> elixirscope_module_watch:stop(W)
+    end,
     elixirscope_trace_setup:clear(S#st.setup),
-    S.
+    S#st{watcher = undefined}.
 
 %% Shipping batches.
 flush(#st{acc_n = 0} = S) -> S;
@@ -256,36 +254,21 @@ setup_done(Setup, S) ->
     Pending = maps:get(pending, Setup, []),
     PendingState = maps:get(pending_state_modules, Setup, []),
     Watch = lists:usort([M || {M, _, _} <- Pending] ++ PendingState),
-    case Watch of
-        [] -> ok;
-        _ -> elixirscope_module_watch:set(Watch)
-    end,
-    Start = {es_setup, erlang:monotonic_time(nanosecond), maps:remove(pending, Setup)},
-    accept(Start, S#st{setup = Setup#{extra_patterns => []}, watch = Watch, wanted = Pending}).
-
-module_loading(Pid, M, Trigger, S) ->
-    Self = self(),
-    OnLoaded =
-        fun() ->
-                StateMfas = case lists:member(M, maps:get(pending_state_modules, S#st.setup, [])) of
-                                true ->
-                                    B = elixirscope_trace_setup:behaviour(M),
-                                    Self ! {es_events, [{es_state_module, erlang:monotonic_time(nanosecond), M, B}]},
-                                    elixirscope_trace_setup:callback_mfas(M, B);
-                                false -> []
-                            end,
-                elixirscope_trace_setup:apply_module(M, S#st.wanted ++ StateMfas)
-        end,
-    Applied = case catch elixirscope_module_watch:loading(Pid, M, Trigger, OnLoaded) of
-                  L when is_list(L) -> L;
-                  _ -> []
+    Watcher = case Watch of
+                  [] -> undefined;
+                  _ -> elixirscope_module_watch:start(self(), Watch, {Pending, PendingState})
               end,
-    Watch = lists:delete(M, S#st.watch),
-    elixirscope_module_watch:set(Watch),
+    Start = {es_setup, erlang:monotonic_time(nanosecond), maps:remove(pending, Setup)},
+    accept(Start, S#st{setup = Setup, watcher = Watcher}).
+
+%% The watch set patterns on a module that just loaded.
+module_loaded(Ts, M, Applied, StateInfo, S) ->
     Setup = S#st.setup,
     Patterns = maps:get(patterns, Setup, []) ++ Applied,
-    Ev = {es_module, erlang:monotonic_time(nanosecond), M, Applied},
-    accept(Ev, S#st{watch = Watch, setup = Setup#{patterns => Patterns}}).
+    S1 = S#st{setup = Setup#{patterns => Patterns}},
+    Evs = [{es_state_module, Ts, Mod, B} || {Mod, B} <- StateInfo]
+        ++ [{es_module, Ts, M, Applied}],
+    lists:foldl(fun accept/2, S1, Evs).
 
 housekeeping(S) ->
     erlang:send_after(100, self(), es_housekeeping),

@@ -91,9 +91,13 @@ Patterns = [{M, F, A} || {M, _} <- code:all_loaded(),
                              {traced, _} -> true;
                              _ -> false
                          end],
+Meta = [MFA || MFA <- [{error_handler, undefined_function, 3}, {code, ensure_loaded, 1},
+                       {code, load_binary, 3}],
+               element(2, erlang:trace_info(MFA, meta)) =/= false],
 #{flagged_processes => length(Flagged),
   new_process_flags => element(2, erlang:trace_info(new_processes, flags)),
-  traced_functions => Patterns,
+  traced_functions => Patterns ++ Meta,
+  send_pattern_default => erlang:trace_info(send, match_spec) =:= {match_spec, true},
   loaded_agent_modules => [M || M <- Mods, code:is_loaded(M) =/= false],
   tracer_registered => whereis(elixirscope_tracer) =/= undefined}.
 "#;
@@ -239,6 +243,8 @@ pub struct CleanReport {
     pub traced_functions: Vec<String>,
     pub loaded_agent_modules: Vec<String>,
     pub tracer_registered: bool,
+    /// The send trace pattern is back to its default (all sends).
+    pub send_pattern_default: bool,
 }
 
 impl CleanReport {
@@ -249,6 +255,7 @@ impl CleanReport {
             && self.traced_functions.is_empty()
             && self.loaded_agent_modules.is_empty()
             && !self.tracer_registered
+            && self.send_pattern_default
     }
 }
 
@@ -273,6 +280,7 @@ pub fn clean_report(conn: &NodeConnection) -> Result<CleanReport, CaptureError> 
         traced_functions: texts(get("traced_functions")),
         loaded_agent_modules: texts(get("loaded_agent_modules")),
         tracer_registered: get("tracer_registered").as_atom() == Some("true"),
+        send_pattern_default: get("send_pattern_default").as_atom() == Some("true"),
     })
 }
 

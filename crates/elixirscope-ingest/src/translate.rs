@@ -179,9 +179,10 @@ pub fn event(
             w.append(&e)?;
         }
         (b"es_state_module", [_, _, module, b]) => register_state_module(w, st, *module, *b),
-        (b"es_module", [_, _, module, _applied]) => {
+        (b"es_module", [_, _, module, applied]) => {
             let mut e = NewEvent::new(ts, EventKind::ModuleLoad, node, 0);
             e.term = Some(module.raw());
+            e.term2 = Some(applied.raw());
             w.append(&e)?;
         }
         (b"es_proc", [_, pid, _, parent, initial, facts]) => {

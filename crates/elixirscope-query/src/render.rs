@@ -1,6 +1,6 @@
 //! Events described for people and for JSON: pids, names, MFAs, Elixir terms.
 
-use crate::Session;
+use crate::{Cursor, Session};
 use elixirscope_store::{Event, EventKind};
 use serde::Serialize;
 
@@ -181,7 +181,17 @@ impl Session {
             ts_ns: e.ts,
             node: self.atom(e.node).to_owned(),
             kind: e.kind.name(),
-            name: (e.pid != 0).then(|| self.any_name(e.pid)).flatten(),
+            name: (e.pid != 0)
+                .then(|| {
+                    self.name_at(
+                        e.pid,
+                        &Cursor {
+                            ts: e.ts,
+                            id: Some(e.id),
+                        },
+                    )
+                })
+                .flatten(),
             pid,
             peer,
             peer_name,

@@ -31,6 +31,7 @@ pub struct Session {
     node_index: HashMap<DictId, usize>,
     node_names: Vec<String>,
     names: OnceLock<Vec<NameChange>>,
+    names_by_pid: OnceLock<HashMap<DictId, Vec<NameChange>>>,
 }
 
 impl Session {
@@ -63,6 +64,7 @@ impl Session {
             node_index,
             node_names,
             names: OnceLock::new(),
+            names_by_pid: OnceLock::new(),
         })
     }
 
@@ -289,18 +291,16 @@ impl Session {
 
     /// The registered name of `pid` at `at`, as Elixir prints it.
     pub fn name_at(&self, pid: DictId, at: &Cursor) -> Option<String> {
-        let mut current: Option<DictId> = None;
-        for c in self.name_changes() {
-            if !at.includes(c.ts, c.id) {
-                break;
+        let by_pid = self.names_by_pid.get_or_init(|| {
+            let mut m: HashMap<DictId, Vec<NameChange>> = HashMap::new();
+            for c in self.name_changes() {
+                m.entry(c.pid).or_default().push(*c);
             }
-            if c.pid == pid {
-                current = c.registered.then_some(c.name);
-            } else if current == Some(c.name) && c.registered {
-                current = None;
-            }
-        }
-        current.map(|n| self.atom_text(n))
+            m
+        });
+        let changes = by_pid.get(&pid)?;
+        let last = changes.iter().rev().find(|c| at.includes(c.ts, c.id))?;
+        last.registered.then(|| self.atom_text(last.name))
     }
 
     /// The last name `pid` ever had (for labelling dead processes).
