@@ -28,7 +28,7 @@
              total = 0, dropped = 0, sampled_out = 0, discarded = 0,
              window_start = 0, window_base = 0, since_check = 0, check_every = 500,
              max_events, max_rate, max_backlog, max_memory, max_backlog_seen = 0,
-             tripped = false, watcher, syncs = [],
+             tripped = false, watcher, syncs = [], state_mods = #{},
              run_mode = false, at_exit = false, started}).
 
 start(Config, Caller) ->
@@ -154,13 +154,18 @@ trace_event_foreign({trace_ts, Pid, spawned, Parent, _, _} = Msg, #st{own = Own}
 trace_event_foreign(Msg, S) ->
     sample(Msg, S).
 
+%% Messages are sampled by content (so both sides of a message agree), calls by
+%% process (so call stacks stay whole). Callbacks of modules whose state was
+%% asked for, lifecycle events, exceptions and agent events are always kept.
 sample(Msg, #st{sample = 1} = S) -> accept(Msg, S);
-sample(Msg, #st{sample = N} = S) ->
+sample(Msg, #st{sample = N, state_mods = SM} = S) ->
     Keep = case Msg of
                {trace_ts, _, send, M, _, _} -> erlang:phash2(M, N) =:= 0;
                {trace_ts, _, 'receive', M, _} -> erlang:phash2(M, N) =:= 0;
-               {trace_ts, P, call, _, _} -> erlang:phash2(P, N) =:= 0;
-               {trace_ts, P, return_from, _, _, _} -> erlang:phash2(P, N) =:= 0;
+               {trace_ts, P, call, {Mod, _, _}, _} ->
+                   maps:is_key(Mod, SM) orelse erlang:phash2(P, N) =:= 0;
+               {trace_ts, P, return_from, {Mod, _, _}, _, _} ->
+                   maps:is_key(Mod, SM) orelse erlang:phash2(P, N) =:= 0;
                _ -> true
            end,
     case Keep of
@@ -259,7 +264,9 @@ setup_done(Setup, S) ->
                   _ -> elixirscope_module_watch:start(self(), Watch, {Pending, PendingState})
               end,
     Start = {es_setup, erlang:monotonic_time(nanosecond), maps:remove(pending, Setup)},
-    accept(Start, S#st{setup = Setup, watcher = Watcher}).
+    StateMods = maps:from_list([{M, true} || {M, _} <- maps:get(state_modules, Setup, [])]
+                               ++ [{M, true} || M <- PendingState]),
+    accept(Start, S#st{setup = Setup, watcher = Watcher, state_mods = StateMods}).
 
 %% The watch set patterns on a module that just loaded.
 module_loaded(Ts, M, Applied, StateInfo, S) ->

@@ -20,7 +20,13 @@ use std::process::ExitCode;
 #[command(name = "elixirscope", version, max_term_width = 100)]
 struct Cli {
     /// Where sessions are kept [default: $XDG_DATA_HOME/elixirscope or ~/.local/share/elixirscope]
-    #[arg(long, global = true, env = "ELIXIRSCOPE_HOME", hide_env_values = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "ELIXIRSCOPE_HOME",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     home: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
