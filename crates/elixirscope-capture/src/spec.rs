@@ -137,11 +137,11 @@ impl CaptureSpec {
             ),
             (
                 atom("state"),
-                Term::list(self.state.iter().map(|s| Term::atom(s)).collect()),
+                Term::list(self.state.iter().map(Term::atom).collect()),
             ),
             (
                 atom("quiet"),
-                Term::list(self.quiet.iter().map(|s| Term::atom(s)).collect()),
+                Term::list(self.quiet.iter().map(Term::atom).collect()),
             ),
             (atom("budget"), Term::Map(budget)),
             (atom("run_mode"), Term::atom(bool_atom(run_mode))),

@@ -39,11 +39,12 @@ impl ErlNode {
             .stderr(Stdio::null())
             .spawn()
             .expect("start erl");
+        let node = ErlNode(child, name.clone());
         let short = name.split('@').next().unwrap().to_owned();
         for _ in 0..300 {
             let names = Command::new("epmd").arg("-names").output().expect("epmd");
             if String::from_utf8_lossy(&names.stdout).contains(&format!("name {short} ")) {
-                return ErlNode(child, name);
+                return node;
             }
             std::thread::sleep(std::time::Duration::from_millis(30));
         }

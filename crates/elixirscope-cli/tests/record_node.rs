@@ -38,15 +38,16 @@ fn start_recording(
             let _ = tx.send(line);
         }
     });
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("recording did not start");
-        if line.starts_with("recording ") {
-            return (child, rx);
+    let failure = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) if l.starts_with("recording ") => return (child, rx),
+            Ok(l) if !l.starts_with("error") => continue,
+            other => break other,
         }
-        assert!(!line.starts_with("error"), "record failed: {line}");
-    }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("recording did not start: {failure:?}");
 }
 
 fn stop_recording(mut child: Child, rx: mpsc::Receiver<String>) -> String {

@@ -49,10 +49,10 @@ impl Session {
         let mut late_receives: HashSet<u64> = HashSet::new();
         self.scan_until(at, None, &[EventKind::Send, EventKind::Receive], |e| {
             match e.kind {
-                EventKind::Send if e.peer != 0 => {
-                    if !e.link.is_some_and(|r| late_receives.contains(&r)) {
-                        pending.insert(e.id, e.peer);
-                    }
+                EventKind::Send
+                    if e.peer != 0 && !e.link.is_some_and(|r| late_receives.contains(&r)) =>
+                {
+                    pending.insert(e.id, e.peer);
                 }
                 EventKind::Receive => match e.link {
                     Some(s) => {

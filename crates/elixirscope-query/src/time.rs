@@ -70,7 +70,7 @@ impl Session {
                 id: None,
             });
         }
-        if let Some(id) = t.strip_prefix('#').unwrap_or(t).parse::<u64>().ok() {
+        if let Ok(id) = t.strip_prefix('#').unwrap_or(t).parse::<u64>() {
             let total = self.reader().total_events();
             let ts = self
                 .reader()
