@@ -30,7 +30,8 @@ lint:
 # Benchmark against untraced and dbg baselines (release build).
 bench:
 	@scripts/ensure-deps.sh
-	$(CARGO) run --release -p elixirscope-bench
+	$(CARGO) build --release -p elixirscope-cli -p elixirscope-bench
+	target/release/elixirscope-bench --write docs/performance-latest.md
 
 clean:
 	$(CARGO) clean

@@ -22,7 +22,8 @@
 
 -record(st, {config, sock, token, setup = #{}, own = #{},
              acc = [], acc_n = 0, timer = false,
-             seq = 0, acked = 0, max_inflight = 64,
+             seq = 0, sent = 0, acked = 0, max_inflight = 64,
+             pending = queue:new(), pending_bytes = 0, max_buffer = 8388608,
              batch_max = 2000, batch_delay = 20,
              sample = 1,
              total = 0, dropped = 0, sampled_out = 0, discarded = 0,
@@ -89,6 +90,7 @@ ready(Config, Caller, Sock, Token) ->
             batch_max = maps:get(batch_max, Config, 2000),
             batch_delay = maps:get(batch_delay_ms, Config, 20),
             max_inflight = maps:get(max_inflight, Config, 64),
+            max_buffer = maps:get(max_buffer_bytes, Budget, 8388608),
             max_events = maps:get(max_events, Budget, infinity),
             max_rate = MaxRate,
             check_every = case MaxRate of
@@ -111,11 +113,11 @@ loop(S) ->
 handle(Msg, S) when element(1, Msg) =:= trace_ts -> trace_event(Msg, S);
 handle({es_events, Evs}, S) -> lists:foldl(fun accept/2, S, Evs);
 handle({tcp, _, Bin}, S) -> control(catch binary_to_term(Bin, [safe]), S);
-handle({inet_reply, _, ok}, S) -> S;
+handle({inet_reply, _, ok}, S) -> drain_pending(S);
 handle({inet_reply, _, {error, Why}}, S) -> dead_man({send_failed, Why}, S);
 handle({tcp_closed, _}, S) -> dead_man(collector_closed, S);
 handle({tcp_error, _, Why}, S) -> dead_man({tcp_error, Why}, S);
-handle(es_flush_tick, S) -> flush(S#st{timer = false});
+handle(es_flush_tick, S) -> rearm(flush(S#st{timer = false}));
 handle(es_housekeeping, S) -> housekeeping(S);
 handle(es_duration, S) ->
     trip(max_duration, <<"capture reached its maximum duration">>, S);
@@ -126,9 +128,10 @@ handle({es_status, From, Ref}, S) -> From ! {Ref, stats(S)}, S;
 handle({es_flush_sync, From, Ref}, S) ->
     S1 = flush(S),
     Seq = S1#st.seq + 1,
-    case send_frame(term_to_binary({es_batch, Seq, S1#st.dropped, []}), S1) of
-        true -> S1#st{seq = Seq, syncs = [{Seq, From, Ref} | S1#st.syncs]};
-        false -> From ! {Ref, busy}, S1
+    S2 = enqueue(term_to_binary({es_batch, Seq, S1#st.dropped, []}), Seq, 0, S1),
+    case S2#st.seq of
+        Seq -> rearm(S2#st{syncs = [{Seq, From, Ref} | S2#st.syncs]});
+        _ -> From ! {Ref, busy}, S2
     end;
 handle({'EXIT', _, _}, S) -> S;
 handle(_Other, S) -> S.
@@ -231,16 +234,50 @@ stop_tracing(S) ->
     elixirscope_trace_setup:clear(S#st.setup),
     S#st{watcher = undefined}.
 
-%% Shipping batches.
-flush(#st{acc_n = 0} = S) -> S;
+%% Shipping batches. A batch is encoded once and handed to the socket without
+%% ever waiting (port_command nosuspend). While the socket is busy or too many
+%% batches are unacknowledged, batches wait in a queue bounded in bytes; only a
+%% batch that does not fit there is dropped, and counted.
+flush(#st{acc_n = 0} = S) -> drain_pending(S);
 flush(S) ->
-    Inflight = S#st.seq - S#st.acked,
     Seq = S#st.seq + 1,
-    case Inflight < S#st.max_inflight andalso
-        send_frame(term_to_binary({es_batch, Seq, S#st.dropped, lists:reverse(S#st.acc)}), S) of
-        true -> S#st{seq = Seq, acc = [], acc_n = 0};
-        false -> S#st{dropped = S#st.dropped + S#st.acc_n, acc = [], acc_n = 0}
+    Bin = term_to_binary({es_batch, Seq, S#st.dropped, lists:reverse(S#st.acc)}),
+    enqueue(Bin, Seq, S#st.acc_n, S#st{acc = [], acc_n = 0}).
+
+enqueue(Bin, Seq, Events, S) ->
+    S1 = drain_pending(S),
+    Size = byte_size(Bin),
+    case S1#st.pending_bytes + Size =< S1#st.max_buffer of
+        true ->
+            drain_pending(S1#st{seq = Seq, pending = queue:in(Bin, S1#st.pending),
+                                pending_bytes = S1#st.pending_bytes + Size});
+        false ->
+            S1#st{dropped = S1#st.dropped + Events}
     end.
+
+drain_pending(#st{sent = Sent, acked = Acked, max_inflight = Max} = S) when Sent - Acked >= Max ->
+    S;
+drain_pending(S) ->
+    case queue:out(S#st.pending) of
+        {empty, _} -> S;
+        {{value, Bin}, Rest} ->
+            case send_frame(Bin, S) of
+                true ->
+                    drain_pending(S#st{pending = Rest, sent = S#st.sent + 1,
+                                       pending_bytes = S#st.pending_bytes - byte_size(Bin)});
+                false -> S
+            end
+    end.
+
+%% Keeps the flush timer running while batches wait.
+rearm(#st{timer = false} = S) ->
+    case queue:is_empty(S#st.pending) of
+        true -> S;
+        false ->
+            erlang:send_after(S#st.batch_delay, self(), es_flush_tick),
+            S#st{timer = true}
+    end;
+rearm(S) -> S.
 
 send_frame(Bin, #st{sock = Sock}) ->
     try erlang:port_command(Sock, Bin, [nosuspend])
@@ -251,7 +288,7 @@ control({es_ack, Seq}, S) when is_integer(Seq) ->
     Acked = max(Seq, S#st.acked),
     {Done, Waiting} = lists:partition(fun({Q, _, _}) -> Q =< Acked end, S#st.syncs),
     [From ! {Ref, ok} || {_, From, Ref} <- Done],
-    S#st{acked = Acked, syncs = Waiting};
+    drain_pending(S#st{acked = Acked, syncs = Waiting});
 control({es_stop}, S) -> stop(none, S);
 control(_, S) -> S.
 
@@ -315,7 +352,7 @@ stop(From, S) ->
     S1 = stop_tracing(S),
     Ref = erlang:trace_delivered(all),
     S2 = drain(Ref, S1),
-    S3 = flush(S2),
+    S3 = send_all_pending(flush(S2)),
     Seq = S3#st.seq + 1,
     Bye = term_to_binary({es_bye, Seq, stats(S3)}),
     _ = gen_tcp:send(S3#st.sock, Bye),
@@ -326,6 +363,11 @@ stop(From, S) ->
         _ -> ok
     end,
     exit(normal).
+
+%% While stopping, tracing is off: waiting on the socket harms nobody.
+send_all_pending(S) ->
+    [gen_tcp:send(S#st.sock, Bin) || Bin <- queue:to_list(S#st.pending)],
+    S#st{pending = queue:new(), pending_bytes = 0, sent = S#st.seq}.
 
 drain(Ref, S) ->
     receive
@@ -351,6 +393,7 @@ wait_ack(Seq, S, Deadline) ->
 stats(S) ->
     #{events => S#st.total, dropped => S#st.dropped, sampled_out => S#st.sampled_out,
       discarded_after_trip => S#st.discarded, batches => S#st.seq,
+      waiting_batches => queue:len(S#st.pending),
       tripped => S#st.tripped, max_backlog_seen => S#st.max_backlog_seen,
       duration_ms => erlang:monotonic_time(millisecond) - S#st.started}.
 

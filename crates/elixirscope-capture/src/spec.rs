@@ -23,6 +23,8 @@ pub struct Budget {
     pub max_backlog: u64,
     /// Memory of the tracer process, in bytes.
     pub max_tracer_memory: u64,
+    /// Encoded batches waiting for a busy collector, in bytes (beyond it, drop and count).
+    pub max_buffer_bytes: u64,
     /// Bytes the session may take on disk.
     pub max_session_bytes: u64,
 }
@@ -71,31 +73,50 @@ pub const PROFILES: &[(&str, &str)] = &[
 impl CaptureSpec {
     /// The spec of a named profile (`production-light` is an alias of `light`).
     pub fn profile(name: &str) -> Option<CaptureSpec> {
-        let base =
-            |profile: &str, sample, monitors, max_events, max_rate, minutes: u64, backlog| {
-                CaptureSpec {
-                    profile: profile.to_owned(),
-                    procs: true,
-                    messages: true,
-                    monitors,
+        #[allow(clippy::too_many_arguments)]
+        let base = |profile: &str,
                     sample,
-                    calls: Vec::new(),
-                    state: Vec::new(),
-                    quiet: QUIET_BY_DEFAULT.iter().map(|s| s.to_string()).collect(),
-                    budget: Budget {
-                        max_events,
-                        max_rate,
-                        max_duration_ms: Some(minutes * 60_000),
-                        max_backlog: backlog,
-                        max_tracer_memory: 256 << 20,
-                        max_session_bytes: 4 << 30,
-                    },
-                }
-            };
+                    monitors,
+                    max_events,
+                    max_rate,
+                    minutes: u64,
+                    backlog,
+                    buffer_mb: u64| {
+            CaptureSpec {
+                profile: profile.to_owned(),
+                procs: true,
+                messages: true,
+                monitors,
+                sample,
+                calls: Vec::new(),
+                state: Vec::new(),
+                quiet: QUIET_BY_DEFAULT.iter().map(|s| s.to_string()).collect(),
+                budget: Budget {
+                    max_events,
+                    max_rate,
+                    max_duration_ms: Some(minutes * 60_000),
+                    max_backlog: backlog,
+                    max_tracer_memory: 256 << 20,
+                    max_buffer_bytes: buffer_mb << 20,
+                    max_session_bytes: 4 << 30,
+                },
+            }
+        };
         Some(match name {
-            "light" | "production-light" => base("light", 10, false, 500_000, 20_000, 10, 20_000),
-            "default" => base("default", 1, false, 5_000_000, 300_000, 60, 200_000),
-            "deep-dive" => base("deep-dive", 1, true, 50_000_000, 2_000_000, 120, 1_000_000),
+            "light" | "production-light" => {
+                base("light", 10, false, 500_000, 20_000, 10, 20_000, 4)
+            }
+            "default" => base("default", 1, false, 5_000_000, 300_000, 60, 200_000, 16),
+            "deep-dive" => base(
+                "deep-dive",
+                1,
+                true,
+                50_000_000,
+                2_000_000,
+                120,
+                1_000_000,
+                64,
+            ),
             _ => return None,
         })
     }
@@ -116,6 +137,7 @@ impl CaptureSpec {
             (atom("max_rate"), int(b.max_rate)),
             (atom("max_backlog"), int(b.max_backlog)),
             (atom("max_memory"), int(b.max_tracer_memory)),
+            (atom("max_buffer_bytes"), int(b.max_buffer_bytes)),
         ];
         if let Some(ms) = b.max_duration_ms {
             budget.push((atom("max_duration_ms"), int(ms)));

@@ -15,7 +15,7 @@ mod translate;
 
 use elixirscope_store::session::{write_meta, NodeMeta, SessionMeta, SessionStatus, Trip};
 use elixirscope_store::{DictId, EventKind, SessionWriter, StoreError};
-use elixirscope_term::view::{Elements, View};
+use elixirscope_term::view::Elements;
 use elixirscope_term::Term;
 use elixirscope_transport::{Hello, Sink, SinkError};
 use std::collections::HashMap;
@@ -126,20 +126,18 @@ impl Ingestor {
         let Some(ctx) = self.nodes.get_mut(node) else {
             return Ok(());
         };
-        let mut views: Vec<(i64, View<'_>)> = events
-            .map(|v| (translate::event_ts(v).unwrap_or(i64::MIN), v))
-            .collect();
-        views.sort_by_key(|(ts, _)| *ts);
+        let mut splits: Vec<translate::Split<'_>> = events.filter_map(translate::split).collect();
+        splits.sort_by_key(|s| s.ts);
         if dropped_total > ctx.dropped_total {
-            let first_ts = views.first().map(|(t, _)| *t).filter(|t| *t != i64::MIN);
+            let first_ts = splits.first().map(|s| s.ts);
             let delta = dropped_total - ctx.dropped_total;
             ctx.dropped_total = dropped_total;
             self.meta.dropped += delta;
             translate::dropped(&mut self.writer, &mut self.state, ctx, first_ts, delta)?;
         }
         let mut trips = Vec::new();
-        for (_, v) in views {
-            if let Some(trip) = translate::event(&mut self.writer, &mut self.state, ctx, v)? {
+        for s in &splits {
+            if let Some(trip) = translate::event(&mut self.writer, &mut self.state, ctx, s)? {
                 trips.push(trip);
             }
         }

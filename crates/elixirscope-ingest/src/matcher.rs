@@ -8,7 +8,8 @@
 //! receiver cannot make the collector grow without limit.
 
 use elixirscope_store::{DictId, EventId};
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::VecDeque;
 
 const MAX_PENDING_PER_PROCESS: usize = 10_000;
 const MAX_EARLY_RECEIVES: usize = 256;

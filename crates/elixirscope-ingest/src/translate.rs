@@ -15,7 +15,8 @@ use elixirscope_store::{
 };
 use elixirscope_term::view::{PidView, View};
 use elixirscope_term::Term;
-use std::collections::{HashMap, HashSet, VecDeque};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::VecDeque;
 
 const RECENT_RECEIVES: usize = 64;
 
@@ -58,56 +59,116 @@ pub struct State {
     recent: HashMap<DictId, VecDeque<(u64, EventId)>>,
     /// Last stored state per process (for "unchanged" detection).
     last_state: HashMap<DictId, Vec<u8>>,
+    /// Interning caches keyed by the encoded bytes, so the hot path neither
+    /// allocates nor decodes text.
+    node_cache: Vec<(Vec<u8>, DictId)>,
+    pid_cache: HashMap<(DictId, u32, u32, u32), DictId>,
+    mfa_cache: HashMap<(u64, u8), DictId>,
     pub last_ts: i64,
 }
 
-/// The timestamp (node monotonic ns) of an event term.
-pub fn event_ts(v: View<'_>) -> Option<i64> {
-    let mut items = v.tuple()?;
-    let n = items.len();
-    let tag = items.next()?;
-    if tag.is_atom("trace_ts") {
-        return items.nth(n - 2)?.int();
-    }
-    let (raw, _) = tag.atom_raw()?;
-    match raw {
-        b"es_proc" | b"es_state" => items.nth(1)?.int(),
-        _ => items.next()?.int(),
+/// Most elements an event tuple has (`{trace_ts, Pid, send, Msg, To, Ts}`).
+const MAX_ITEMS: usize = 7;
+
+/// An event tuple split into its elements once, with its timestamp.
+pub struct Split<'a> {
+    items: [View<'a>; MAX_ITEMS],
+    len: usize,
+    /// Node monotonic ns.
+    pub ts: i64,
+}
+
+impl<'a> Split<'a> {
+    fn items(&self) -> &[View<'a>] {
+        &self.items[..self.len]
     }
 }
 
-fn intern_pid(w: &mut SessionWriter, p: &PidView<'_>) -> DictId {
-    let node = w.dict_mut().intern_atom(&p.node_name());
-    w.dict_mut().intern_pid(PidEntry {
+static NIL: [u8; 1] = [106];
+
+/// Splits an event tuple and reads its timestamp; `None` if it is not an event.
+pub fn split(v: View<'_>) -> Option<Split<'_>> {
+    let elements = v.tuple()?;
+    let nil = View::new(&NIL).ok()?;
+    let mut items = [nil; MAX_ITEMS];
+    let mut len = 0;
+    for e in elements {
+        if len == MAX_ITEMS {
+            return None;
+        }
+        items[len] = e;
+        len += 1;
+    }
+    let (tag, _) = items[0].atom_raw()?;
+    let ts_at = match tag {
+        b"trace_ts" => len.checked_sub(1)?,
+        b"es_proc" | b"es_state" => 2,
+        _ => 1,
+    };
+    let ts = items.get(ts_at).filter(|_| ts_at < len)?.int()?;
+    Some(Split { items, len, ts })
+}
+
+fn intern_pid(w: &mut SessionWriter, st: &mut State, p: &PidView<'_>) -> DictId {
+    let node = match st.node_cache.iter().find(|(raw, _)| raw == p.node) {
+        Some((_, id)) => *id,
+        None => {
+            let id = w.dict_mut().intern_atom(&p.node_name());
+            st.node_cache.push((p.node.to_vec(), id));
+            id
+        }
+    };
+    let key = (node, p.id, p.serial, p.creation);
+    if let Some(id) = st.pid_cache.get(&key) {
+        return *id;
+    }
+    let id = w.dict_mut().intern_pid(PidEntry {
         node,
         number: p.id,
         serial: p.serial,
         creation: p.creation,
-    })
+    });
+    st.pid_cache.insert(key, id);
+    id
 }
 
-fn intern_mfa(w: &mut SessionWriter, m: &str, f: &str, arity: usize) -> DictId {
-    let module = w.dict_mut().intern_atom(m);
-    let function = w.dict_mut().intern_atom(f);
-    w.dict_mut().intern_mfa(MfaEntry {
+fn intern_mfa(
+    w: &mut SessionWriter,
+    st: &mut State,
+    m: View<'_>,
+    f: View<'_>,
+    arity: usize,
+) -> Option<DictId> {
+    let ((mr, ml), (fr, fl)) = (m.atom_raw()?, f.atom_raw()?);
+    let arity = arity.min(255) as u8;
+    let key = (hash(u8::from(ml) | (u8::from(fl) << 1), &[mr, fr]), arity);
+    if let Some(id) = st.mfa_cache.get(&key) {
+        return Some(*id);
+    }
+    let module = w.dict_mut().intern_atom(&m.atom()?);
+    let function = w.dict_mut().intern_atom(&f.atom()?);
+    let id = w.dict_mut().intern_mfa(MfaEntry {
         module,
         function,
-        arity: arity.min(255) as u8,
-    })
+        arity,
+    });
+    st.mfa_cache.insert(key, id);
+    Some(id)
 }
 
-/// `{M, F, Args | Arity}` → MFA id and the args view (if a list).
+/// `{M, F, Args | Arity}` → MFA id, the module and function views, and the args (if a list).
+#[allow(clippy::type_complexity)]
 fn mfa_of<'a>(
     w: &mut SessionWriter,
+    st: &mut State,
     v: View<'a>,
-) -> Option<(DictId, String, String, Option<View<'a>>)> {
+) -> Option<(DictId, View<'a>, View<'a>, Option<View<'a>>)> {
     let [m, f, a] = v.tuple_n::<3>()?;
-    let (m, f) = (m.atom()?.into_owned(), f.atom()?.into_owned());
     let (arity, args) = match a.int() {
         Some(n) => (n.max(0) as usize, None),
         None => (a.list()?.len(), Some(a)),
     };
-    Some((intern_mfa(w, &m, &f, arity), m, f, args))
+    Some((intern_mfa(w, st, m, f, arity)?, m, f, args))
 }
 
 /// Records a drop reported by the agent.
@@ -144,28 +205,19 @@ pub fn event(
     w: &mut SessionWriter,
     st: &mut State,
     ctx: &NodeCtx,
-    v: View<'_>,
+    split: &Split<'_>,
 ) -> Result<Option<Trip>, StoreError> {
-    let Some(items) = v.tuple() else {
+    let items = split.items();
+    let Some((tag_raw, _)) = items[0].atom_raw() else {
         return Ok(None);
     };
-    let items: Vec<View<'_>> = items.collect();
-    let Some(tag) = items.first() else {
-        return Ok(None);
-    };
-    let Some((tag_raw, _)) = tag.atom_raw() else {
-        return Ok(None);
-    };
-    let Some(ts) = event_ts(v) else {
-        return Ok(None);
-    };
-    let ts = ts.saturating_add(ctx.time_offset_ns);
+    let ts = split.ts.saturating_add(ctx.time_offset_ns);
     st.last_ts = st.last_ts.max(ts);
     let node = ctx.atom;
     if tag_raw == b"trace_ts" {
-        return trace(w, st, node, ts, &items).map(|_| None);
+        return trace(w, st, node, ts, items).map(|_| None);
     }
-    match (tag_raw, items.as_slice()) {
+    match (tag_raw, items) {
         (b"es_setup", [_, _, setup]) => {
             if let Some(mods) = setup.map_get("state_modules").and_then(|l| l.list()) {
                 for m in mods {
@@ -187,12 +239,12 @@ pub fn event(
         }
         (b"es_proc", [_, pid, _, parent, initial, facts]) => {
             let Some(p) = pid.pid() else { return Ok(None) };
-            let pid = intern_pid(w, &p);
+            let pid = intern_pid(w, st, &p);
             let mut e = NewEvent::new(ts, EventKind::ProcessInfo, node, pid);
             if let Some(pp) = parent.pid() {
-                e.peer = intern_pid(w, &pp);
+                e.peer = intern_pid(w, st, &pp);
             }
-            if let Some((mfa, ..)) = mfa_of(w, *initial) {
+            if let Some((mfa, ..)) = mfa_of(w, st, *initial) {
                 e.mfa = mfa;
             }
             if let Some(name) = facts.map_get("registered_name").and_then(|n| n.atom()) {
@@ -206,7 +258,7 @@ pub fn event(
         }
         (b"es_state", [_, pid, _, state]) => {
             let Some(p) = pid.pid() else { return Ok(None) };
-            let pid = intern_pid(w, &p);
+            let pid = intern_pid(w, st, &p);
             let mut e = NewEvent::new(ts, EventKind::StateSnapshot, node, pid);
             e.term = Some(state.raw());
             st.last_state.insert(pid, state.raw().to_vec());
@@ -274,7 +326,7 @@ fn trace<'a>(
     let Some((what, _)) = what.atom_raw() else {
         return Ok(());
     };
-    let pid = intern_pid(w, &pid_view);
+    let pid = intern_pid(w, st, &pid_view);
     let arg = |i: usize| items.get(i).copied();
     let mut e = NewEvent::new(ts, EventKind::Spawn, node, pid);
     match what {
@@ -282,7 +334,7 @@ fn trace<'a>(
             let (Some(other), Some(mfa)) = (arg(3).and_then(|p| p.pid()), arg(4)) else {
                 return Ok(());
             };
-            let other = intern_pid(w, &other);
+            let other = intern_pid(w, st, &other);
             let (parent, child) = if what == b"spawn" {
                 (pid, other)
             } else {
@@ -293,7 +345,7 @@ fn trace<'a>(
             }
             e.pid = parent;
             e.peer = child;
-            if let Some((id, _, _, args)) = mfa_of(w, mfa) {
+            if let Some((id, _, _, args)) = mfa_of(w, st, mfa) {
                 e.mfa = id;
                 e.term = args.map(|a| a.raw());
             }
@@ -315,7 +367,7 @@ fn trace<'a>(
             e.aux = u64::from(what.starts_with(b"getting"));
             let Some(other) = arg(3) else { return Ok(()) };
             match other.pid() {
-                Some(o) => e.peer = intern_pid(w, &o),
+                Some(o) => e.peer = intern_pid(w, st, &o),
                 None => e.term2 = Some(other.raw()),
             }
         }
@@ -384,9 +436,9 @@ fn trace<'a>(
     Ok(())
 }
 
-fn resolve_destination(w: &mut SessionWriter, st: &State, to: &View<'_>) -> Option<DictId> {
+fn resolve_destination(w: &mut SessionWriter, st: &mut State, to: &View<'_>) -> Option<DictId> {
     if let Some(p) = to.pid() {
-        return Some(intern_pid(w, &p));
+        return Some(intern_pid(w, st, &p));
     }
     let name = match to.atom() {
         Some(a) => a,
@@ -402,11 +454,12 @@ fn call<'a>(
     mut e: NewEvent<'a>,
     mfa: Option<View<'a>>,
 ) -> Result<(), StoreError> {
-    let Some((id, m, f, args)) = mfa.and_then(|v| mfa_of(w, v)) else {
+    let Some((id, m, f, args)) = mfa.and_then(|v| mfa_of(w, st, v)) else {
         return Ok(());
     };
-    if m == "erlang" && (f == "monitor" || f == "demonitor") {
-        e.kind = if f == "monitor" {
+    let monitor = f.is_atom("monitor");
+    if m.is_atom("erlang") && (monitor || f.is_atom("demonitor")) {
+        e.kind = if monitor {
             EventKind::Monitor
         } else {
             EventKind::Demonitor
@@ -414,10 +467,10 @@ fn call<'a>(
         e.mfa = id;
         if let Some(a) = args {
             let a: Vec<View<'_>> = a.list().map(|l| l.collect()).unwrap_or_default();
-            let target = if f == "monitor" { a.get(1) } else { None };
+            let target = if monitor { a.get(1) } else { None };
             if let Some(t) = target {
                 match t.pid() {
-                    Some(p) => e.peer = intern_pid(w, &p),
+                    Some(p) => e.peer = intern_pid(w, st, &p),
                     None => e.term2 = Some(t.raw()),
                 }
             }
@@ -429,9 +482,10 @@ fn call<'a>(
     e.kind = EventKind::Call;
     e.mfa = id;
     e.term = args.map(|a| a.raw());
-    let module_atom = w.dict().find_atom(&m).unwrap_or(0);
+    let module_atom = w.dict().mfa(id).map(|x| x.module).unwrap_or(0);
     let callback = st.state_modules.get(&module_atom).copied().and_then(|b| {
-        args.and_then(|a| behaviour::on_call(b, &f, a))
+        let function = f.atom()?;
+        args.and_then(|a| behaviour::on_call(b, &function, a))
             .map(|c| (b, c))
     });
     if let Some((_, c)) = &callback {
@@ -459,10 +513,10 @@ fn ret<'a>(
     mfa: Option<View<'a>>,
     value: Option<View<'a>>,
 ) -> Result<(), StoreError> {
-    let Some((id, m, f, _)) = mfa.and_then(|v| mfa_of(w, v)) else {
+    let Some((id, m, f, _)) = mfa.and_then(|v| mfa_of(w, st, v)) else {
         return Ok(());
     };
-    if m == "erlang" && (f == "monitor" || f == "demonitor") {
+    if m.is_atom("erlang") && (f.is_atom("monitor") || f.is_atom("demonitor")) {
         return Ok(());
     }
     e.kind = if exception {

@@ -7,7 +7,7 @@
 
 use crate::model::{DictId, MfaEntry, PidEntry};
 use crate::varint;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 const ATOM: u8 = 1;
 const PID: u8 = 2;
