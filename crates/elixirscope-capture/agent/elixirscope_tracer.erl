@@ -338,14 +338,26 @@ register_at_exit(S) ->
             S#st{at_exit = true}
     end.
 
-%% Waits until every trace message generated so far is acknowledged by the collector.
+%% Waits until every trace message generated so far is acknowledged by the
+%% collector (at most Timeout ms; at once if the tracer is gone).
 flush_sync(Tracer, Timeout) ->
     catch erlang:trace(self(), false, [all]),
+    Mon = erlang:monitor(process, Tracer),
     Ref = erlang:trace_delivered(all),
-    receive {trace_delivered, all, Ref} -> ok after Timeout -> ok end,
+    receive
+        {trace_delivered, all, Ref} -> ok;
+        {'DOWN', Mon, process, Tracer, _} -> ok
+    after Timeout -> ok
+    end,
     Ref2 = make_ref(),
     Tracer ! {es_flush_sync, self(), Ref2},
-    receive {Ref2, _} -> ok after Timeout -> timeout end.
+    Result = receive
+                 {Ref2, _} -> ok;
+                 {'DOWN', Mon, process, Tracer, _} -> tracer_gone
+             after Timeout -> timeout
+             end,
+    erlang:demonitor(Mon, [flush]),
+    Result.
 
 %% Stopping: no more tracing, deliver what was traced, say goodbye, exit.
 stop(From, S) ->

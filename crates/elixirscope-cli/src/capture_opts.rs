@@ -34,6 +34,9 @@ pub struct CaptureOpts {
     /// Stop capture if more than N events arrive within one second
     #[arg(long, value_name = "N")]
     pub max_rate: Option<u64>,
+    /// Stop capture when the session takes SIZE on disk (500KB, 100MB, 2GB)
+    #[arg(long, value_name = "SIZE")]
+    pub max_bytes: Option<String>,
     /// Stop recording after DURATION (30s, 5m, 1h)
     #[arg(long = "for", value_name = "DURATION")]
     pub duration: Option<String>,
@@ -79,6 +82,24 @@ pub fn parse_sample(text: &str) -> Result<u32, Failure> {
     Ok(n as u32)
 }
 
+/// Parses `500KB`, `100MB`, `2GB` (powers of 1024) or a plain byte count.
+pub fn parse_size(text: &str) -> Result<u64, Failure> {
+    let bad = || Failure::from(format!("invalid size '{text}': use e.g. 500KB, 100MB, 2GB"));
+    let t = text.trim().to_ascii_uppercase();
+    let t = t.trim_end_matches("IB").trim_end_matches('B');
+    let (num, scale) = match t.chars().last() {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    if !(n > 0.0 && n * (scale as f64) < 1e18) {
+        return Err(bad());
+    }
+    Ok((n * scale as f64) as u64)
+}
+
 /// Parses `30s`, `5m`, `1h`, `1.5s`.
 pub fn parse_duration(text: &str) -> Result<Duration, Failure> {
     elixirscope_query::time::parse_duration_ns(text)
@@ -117,6 +138,9 @@ impl CaptureOpts {
         if let Some(n) = self.max_rate {
             spec.budget.max_rate = n;
         }
+        if let Some(b) = &self.max_bytes {
+            spec.budget.max_session_bytes = parse_size(b)?;
+        }
         if self.no_messages {
             spec.messages = false;
         }
@@ -141,6 +165,15 @@ impl CaptureOpts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("500KB").ok(), Some(500 << 10));
+        assert_eq!(parse_size("2GiB").ok(), Some(2 << 30));
+        assert_eq!(parse_size("1.5M").ok(), Some(3 << 19));
+        assert_eq!(parse_size("4096").ok(), Some(4096));
+        assert!(parse_size("lots").is_err() && parse_size("0MB").is_err());
+    }
 
     #[test]
     fn sample_rates() {

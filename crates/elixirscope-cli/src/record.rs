@@ -262,6 +262,10 @@ fn wait_loop(
             }
             if !trip_noted {
                 eprintln!("\ncapture tripped ({t}); the program keeps running untraced");
+                // Make sure the agent stops tracing even if the collector tripped it.
+                for a in rec.agents.lock().expect("agents").values() {
+                    let _ = a.stop();
+                }
                 trip_noted = true;
             }
         }

@@ -70,6 +70,28 @@ fn the_rate_budget_trips_on_a_burst() {
 }
 
 #[test]
+fn a_full_session_trips_capture() {
+    require_beam();
+    let home = Home::new();
+    let out = home.run(&[
+        "run",
+        "--session",
+        "full",
+        "--max-bytes",
+        "20KB",
+        "--",
+        "elixir",
+        "-e",
+        CHATTY,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let o = home.json(&["show", "full"]);
+    assert_eq!(o["status"], "tripped", "{o}");
+    assert_eq!(o["trips"][0]["reason"], "max_session_bytes");
+    assert!(o["disk_bytes"].as_u64().unwrap() < 200_000, "{o}");
+}
+
+#[test]
 fn sampling_keeps_lifecycle_and_thins_messages() {
     require_beam();
     let home = Home::new();

@@ -279,3 +279,23 @@ fn stepping_walks_a_process_history() {
     ]);
     assert_eq!(around["events"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn records_gen_statem_state_as_state_name_and_data() {
+    require_beam();
+    let home = Home::new();
+    let node = BeamNode::elixir(
+        "door",
+        &[fixture("test_app.ex")],
+        "TestApp.start(); Process.sleep(:infinity)",
+    );
+    let (child, rx) = start_recording(&home, &node, &["--state", "TestApp.Door"]);
+    let open_at = quoted_strings(&node.call_elixir("TestApp.door()"));
+    stop_recording(child, rx);
+    let open = home.json(&["state", "s1", "TestApp.Door", "--at", &open_at[0]]);
+    assert_eq!(open["state"], "{:open, %{opens: 1}}", "{open}");
+    assert_eq!(open["previous_state"], "{:locked, %{opens: 0}}", "{open}");
+    assert_eq!(open["changed"]["by"], "TestApp.Door.locked/3");
+    let end = home.json(&["state", "s1", "TestApp.Door", "--at", "end"]);
+    assert_eq!(end["state"], "{:locked, %{opens: 1}}", "{end}");
+}

@@ -142,6 +142,25 @@ impl Ingestor {
             }
         }
         self.writer.flush()?;
+        if self.writer.is_full()
+            && !self
+                .meta
+                .trips
+                .iter()
+                .any(|t| t.reason == "max_session_bytes")
+        {
+            let detail = format!(
+                "the session reached {} bytes on disk (budget max_session_bytes)",
+                self.writer.bytes_on_disk()
+            );
+            trips.push(translate::collector_trip(
+                &mut self.writer,
+                &self.state,
+                ctx,
+                "max_session_bytes",
+                &detail,
+            )?);
+        }
         let force = !trips.is_empty();
         for t in trips {
             self.meta.trips.push(t);

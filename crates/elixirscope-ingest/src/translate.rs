@@ -186,6 +186,28 @@ pub fn dropped(
     Ok(())
 }
 
+/// Records a trip decided by the collector (e.g. the session is full).
+pub fn collector_trip(
+    w: &mut SessionWriter,
+    st: &State,
+    ctx: &NodeCtx,
+    reason: &str,
+    detail: &str,
+) -> Result<Trip, StoreError> {
+    let bytes =
+        elixirscope_term::encode_body(&Term::Tuple(vec![Term::atom(reason), Term::string(detail)]));
+    let mut e = NewEvent::new(st.last_ts, EventKind::Trip, ctx.atom, 0);
+    e.term = Some(&bytes);
+    w.append(&e)?;
+    w.flush()?;
+    Ok(Trip {
+        node: ctx.name.clone(),
+        reason: reason.to_owned(),
+        detail: detail.to_owned(),
+        at_ns: st.last_ts,
+    })
+}
+
 /// Records the end of capture on a node with the agent's statistics.
 pub fn capture_stop(
     w: &mut SessionWriter,
