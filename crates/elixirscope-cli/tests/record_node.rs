@@ -299,3 +299,39 @@ fn records_gen_statem_state_as_state_name_and_data() {
     let end = home.json(&["state", "s1", "TestApp.Door", "--at", "end"]);
     assert_eq!(end["state"], "{:locked, %{opens: 1}}", "{end}");
 }
+
+#[test]
+fn killing_the_collector_leaves_the_node_clean_and_keeps_what_was_acknowledged() {
+    require_beam();
+    let home = Home::new();
+    let node = BeamNode::elixir("deadman", &[fixture("test_app.ex")], "TestApp.start(); Process.sleep(:infinity)");
+    let (mut child, _rx) = start_recording(&home, &node, &["--state", "TestApp.Counter"]);
+    let times = quoted_strings(&node.call_elixir("TestApp.increments(3)"));
+    std::thread::sleep(Duration::from_millis(300));
+    // The session is queryable while it is being recorded.
+    let live = home.json(&["state", "s1", "TestApp.Counter", "--at", "end"]);
+    assert_eq!(live["state"], "3", "{live}");
+    assert_eq!(home.json(&["show", "s1"])["status"], "recording");
+    std::process::Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+    let _ = child.wait();
+    // Dead-man: the agent notices the lost connection, stops tracing and unloads itself.
+    let mut left = String::new();
+    for _ in 0..50 {
+        left = node.eval(
+            "{erlang:trace_info(new_processes, flags), \
+              length([P || P <- erlang:processes(), element(2, erlang:trace_info(P, flags)) =/= []]), \
+              erlang:trace_info({'Elixir.TestApp.Counter', handle_call, 3}, traced), \
+              code:is_loaded(elixirscope_tracer), whereis(elixirscope_tracer)}",
+        );
+        if left == "{{flags,[]},0,{traced,false},false,undefined}" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(left, "{{flags,[]},0,{traced,false},false,undefined}");
+    // Everything acknowledged before the kill is in the session.
+    let st = home.json(&["state", "s1", "TestApp.Counter", "--at", &times[2]]);
+    assert_eq!(st["state"], "3", "{st}");
+    let o = home.json(&["show", "s1"]);
+    assert_eq!(o["status"], "interrupted", "{o}");
+}
