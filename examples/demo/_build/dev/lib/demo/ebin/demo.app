@@ -1,9 +1,0 @@
-{application,demo,
-             [{applications,[kernel,stdlib,elixir,logger]},
-              {description,"demo"},
-              {modules,['Elixir.Demo.Application','Elixir.Demo.Bank',
-                        'Elixir.Demo.Counter','Elixir.Demo.Flaky',
-                        'Elixir.Demo.Workload']},
-              {registered,[]},
-              {vsn,"0.1.0"},
-              {mod,{'Elixir.Demo.Application',[]}}]}.
