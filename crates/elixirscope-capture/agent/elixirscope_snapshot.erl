@@ -80,18 +80,8 @@ first_pid(_) -> undefined.
 
 read_states(Tracer, Procs, StateMods) ->
     erlang:trace(self(), false, [all]),
-    [read_state(Tracer, P) || P <- Procs, lists:member(callback_module(P), StateMods)],
+    [read_state(Tracer, P) || P <- Procs, lists:member(elixirscope_trace_setup:initial_module(P), StateMods)],
     ok.
-
-callback_module(P) ->
-    case erlang:process_info(P, dictionary) of
-        {dictionary, D} ->
-            case lists:keyfind('$initial_call', 1, D) of
-                {_, {M, _, _}} -> M;
-                _ -> undefined
-            end;
-        _ -> undefined
-    end.
 
 read_state(Tracer, P) ->
     try sys:get_state(P, 500) of

@@ -8,7 +8,7 @@
 -module(elixirscope_trace_setup).
 
 -export([enable/2, clear/1, foreign_tracer/0, apply_module/2, callback_mfas/2,
-         call_match_spec/0, behaviour/1]).
+         call_match_spec/0, behaviour/1, initial_module/1]).
 
 %% A tracer other than ours on new processes or on any process.
 foreign_tracer() ->
@@ -129,6 +129,7 @@ resolve_state_target(T) ->
             end
     end.
 
+%% The callback module a process runs, from proc_lib's '$initial_call'.
 initial_module(Pid) ->
     case erlang:process_info(Pid, dictionary) of
         {dictionary, D} ->

@@ -191,6 +191,14 @@ fn damaged_session_files_are_reported_and_the_rest_stays_readable() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let total = home.json(&["show", "cut"])["events"].as_u64().unwrap();
+    // Reading sessions needs no Erlang: queries work with nothing on PATH.
+    let offline = home
+        .cmd(&["events", "cut", "--kind", "process_info"])
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert!(offline.status.success(), "{}", stderr(&offline));
+    assert!(stdout(&offline).contains("process_info"));
     let dir = home.path().join("sessions/cut");
     let seg = dir.join("events-0000.seg");
     let len = std::fs::metadata(&seg).unwrap().len();

@@ -304,7 +304,11 @@ fn records_gen_statem_state_as_state_name_and_data() {
 fn killing_the_collector_leaves_the_node_clean_and_keeps_what_was_acknowledged() {
     require_beam();
     let home = Home::new();
-    let node = BeamNode::elixir("deadman", &[fixture("test_app.ex")], "TestApp.start(); Process.sleep(:infinity)");
+    let node = BeamNode::elixir(
+        "deadman",
+        &[fixture("test_app.ex")],
+        "TestApp.start(); Process.sleep(:infinity)",
+    );
     let (mut child, _rx) = start_recording(&home, &node, &["--state", "TestApp.Counter"]);
     let times = quoted_strings(&node.call_elixir("TestApp.increments(3)"));
     std::thread::sleep(Duration::from_millis(300));
@@ -312,7 +316,10 @@ fn killing_the_collector_leaves_the_node_clean_and_keeps_what_was_acknowledged()
     let live = home.json(&["state", "s1", "TestApp.Counter", "--at", "end"]);
     assert_eq!(live["state"], "3", "{live}");
     assert_eq!(home.json(&["show", "s1"])["status"], "recording");
-    std::process::Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
     let _ = child.wait();
     // Dead-man: the agent notices the lost connection, stops tracing and unloads itself.
     let mut left = String::new();
