@@ -6,6 +6,8 @@
 //! Usage: `elixirscope-bench [--calls N] [--rounds R] [--write docs/performance.md]`
 //! (`make bench` builds release binaries and runs it).
 
+mod store;
+
 use elixirscope_capture::{Cookie, NodeConnection};
 use elixirscope_store::SessionReader;
 use elixirscope_term::Term;
@@ -45,6 +47,7 @@ run_dbg(N) ->
 struct Args {
     calls: u64,
     rounds: usize,
+    store_events: u64,
     write: Option<PathBuf>,
 }
 
@@ -52,6 +55,7 @@ fn parse_args() -> Args {
     let mut a = Args {
         calls: 1_000_000,
         rounds: 5,
+        store_events: 10_000_000,
         write: None,
     };
     let mut it = std::env::args().skip(1);
@@ -60,8 +64,14 @@ fn parse_args() -> Args {
             "--calls" => a.calls = it.next().and_then(|v| v.parse().ok()).expect("--calls N"),
             "--rounds" => a.rounds = it.next().and_then(|v| v.parse().ok()).expect("--rounds R"),
             "--write" => a.write = it.next().map(PathBuf::from),
+            "--store-events" => {
+                a.store_events = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--store-events N")
+            }
             "-h" | "--help" => {
-                println!("usage: elixirscope-bench [--calls N] [--rounds R] [--write FILE]");
+                println!("usage: elixirscope-bench [--calls N] [--rounds R] [--store-events N] [--write FILE]");
                 std::process::exit(0);
             }
             other => {
@@ -381,6 +391,27 @@ fn main() {
         bytes_per_event,
         drops
     ));
+    if args.store_events > 0 {
+        eprintln!("store: generating a {}-event session", args.store_events);
+        let r = store::run(args.store_events);
+        table.push_str(&format!(
+            "\nStore and queries on a generated {}-event session (calls, returns, messages, state changes; 1,000 processes):\n\n\
+             | figure | value |\n|---|---|\n\
+             | append into the store (one thread, incl. compression and writes) | {:.2} M events/s |\n\
+             | bytes on disk per event | {:.1} |\n\
+             | open the session (index + dictionary) | {:.0} ms |\n\
+             | state at T, p50 / p99 (300 random processes and moments) | {:.2} / {:.2} ms |\n\
+             | 1 ms event window (≤ 1,000 events rendered), p50 / p99 | {:.2} / {:.2} ms |\n",
+            r.events,
+            r.events as f64 / r.append_secs / 1e6,
+            r.bytes as f64 / r.events as f64,
+            r.open_ms,
+            r.state_ms.0,
+            r.state_ms.1,
+            r.window_ms.0,
+            r.window_ms.1
+        ));
+    }
     println!("{table}");
     if let Some(path) = args.write {
         let mut f = std::fs::File::create(&path).expect("write results");

@@ -25,10 +25,43 @@ pub fn print_after_recording(dir: &Path) -> Result<(), Failure> {
     print!("{}", overview_text(&o));
     println!("\nExplore it:");
     let n = &o.session;
-    println!("  elixirscope events {n} --kind state        # every state change");
-    println!("  elixirscope tree {n} --at end              # supervision tree at the end");
-    println!("  elixirscope state {n} PROC --at +1s        # a GenServer's state at a moment");
-    println!("  elixirscope events {n} --pid PROC --kind messages");
+    // Pids need quoting in a shell (`<` and `>` are redirections).
+    let shell = |p: &str| {
+        if p.starts_with('<') {
+            format!("'{p}'")
+        } else {
+            p.to_owned()
+        }
+    };
+    let busy = o
+        .stateful
+        .first()
+        .cloned()
+        .or_else(|| o.top_processes.iter().find_map(|p| p.name.clone()))
+        .or_else(|| o.top_processes.first().map(|p| p.pid.clone()))
+        .map(|p| shell(&p))
+        .unwrap_or_else(|| "PROC".into());
+    println!("  elixirscope events {n} --pid {busy} --kind messages");
+    println!("  elixirscope tree {n} --at end");
+    println!(
+        "  elixirscope snapshot {n} --at +{:.3}s",
+        o.duration_s / 2.0
+    );
+    match o.stateful.first() {
+        Some(s) => {
+            let s = shell(s);
+            println!("  elixirscope events {n} --kind state --pid {s}");
+            println!("  elixirscope state {n} {s} --at end");
+        }
+        None => println!("  (record GenServer state with --state MODULE_OR_NAME)"),
+    }
+    if let Some(c) = o.crashes.first() {
+        let who = c.name.clone().unwrap_or_else(|| shell(&c.pid));
+        println!(
+            "  elixirscope step {n} {who} --at {} --back -n 5   # what led to the crash",
+            c.event
+        );
+    }
     Ok(())
 }
 
@@ -57,12 +90,12 @@ pub fn overview_text(o: &Overview) -> String {
     if !o.top_processes.is_empty() {
         out.push_str("  busiest processes:\n");
         for p in &o.top_processes {
-            out.push_str(&format!(
-                "    {} {} — {} events\n",
-                p.pid,
-                p.name.as_deref().unwrap_or(""),
-                p.events
-            ));
+            let what = match (&p.name, &p.initial_call) {
+                (Some(n), _) => n.clone(),
+                (None, Some(ic)) => format!("[{ic}]"),
+                (None, None) => String::new(),
+            };
+            out.push_str(&format!("    {} {what} — {} events\n", p.pid, p.events));
         }
     }
     if o.crashes.is_empty() {

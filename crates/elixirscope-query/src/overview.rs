@@ -13,6 +13,9 @@ pub struct BusyProcess {
     pub pid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// What it runs (`Demo.Counter.init/1`, `supervisor Demo.Supervisor` ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_call: Option<String>,
     pub events: u64,
 }
 
@@ -43,6 +46,8 @@ pub struct Overview {
     pub counts: BTreeMap<String, u64>,
     pub processes_seen: usize,
     pub top_processes: Vec<BusyProcess>,
+    /// Processes with recorded behaviour state, busiest first (names or pids).
+    pub stateful: Vec<String>,
     pub crashes: Vec<Crash>,
     pub dropped: u64,
     pub trips: Vec<Trip>,
@@ -69,6 +74,7 @@ impl Session {
     pub fn overview(&self, top: usize) -> Overview {
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut per_pid: HashMap<DictId, u64> = HashMap::new();
+        let mut states: HashMap<DictId, u64> = HashMap::new();
         let mut crashes = Vec::new();
         for i in 0..self.reader().blocks().len() {
             let block = self.reader().block(i);
@@ -76,6 +82,9 @@ impl Session {
                 *counts.entry(e.kind.name().to_owned()).or_default() += 1;
                 if e.pid != 0 {
                     *per_pid.entry(e.pid).or_default() += 1;
+                }
+                if e.kind == EventKind::State {
+                    *states.entry(e.pid).or_default() += 1;
                 }
                 if e.kind == EventKind::Exit {
                     let reason = e.term.and_then(|t| self.term(t));
@@ -94,14 +103,27 @@ impl Session {
         let mut busy: Vec<(DictId, u64)> = per_pid.into_iter().collect();
         busy.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let processes_seen = busy.len();
+        let initial: HashMap<DictId, Option<String>> = self
+            .process_list(&crate::Cursor::END)
+            .into_iter()
+            .map(|p| (p.id, p.initial_call))
+            .collect();
         let top_processes = busy
             .into_iter()
             .take(top)
             .map(|(pid, events)| BusyProcess {
                 pid: self.pid_text(pid),
                 name: self.any_name(pid),
+                initial_call: initial.get(&pid).cloned().flatten(),
                 events,
             })
+            .collect();
+        let mut stateful: Vec<(DictId, u64)> = states.into_iter().collect();
+        stateful.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let stateful = stateful
+            .into_iter()
+            .take(top)
+            .map(|(pid, _)| self.any_name(pid).unwrap_or_else(|| self.pid_text(pid)))
             .collect();
         let events = self.reader().total_events();
         let disk_bytes = std::fs::read_dir(self.reader().dir())
@@ -131,6 +153,7 @@ impl Session {
             counts,
             processes_seen,
             top_processes,
+            stateful,
             crashes,
             dropped: meta.dropped,
             trips: meta.trips.clone(),
