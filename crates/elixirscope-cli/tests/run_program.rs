@@ -29,7 +29,8 @@ fn records_an_elixir_script_up_to_its_last_call() {
     // The state change made just before the VM halted is in the session.
     let st = home.json(&["state", "script", "Script.Acc", "--at", "end"]);
     assert_eq!(st["state"], "[:last, 3, 2, 1]", "{st}");
-    assert_eq!(st["changes_so_far"], 5, "init + 4 pushes: {st}");
+    let changes = home.json(&["events", "script", "--kind", "state", "--pid", "Script.Acc"]);
+    assert_eq!(changes["matched"], 5, "init + 4 pushes: {changes}");
     let calls = home.json(&[
         "events",
         "script",

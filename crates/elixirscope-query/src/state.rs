@@ -3,9 +3,9 @@
 //! The state at T is the newest state event of the process at or before T (a
 //! callback's result, or the state read when capture started). Its previous
 //! state gives the structural diff; the callback that produced it links to the
-//! message it handled. Blocks are searched newest-first and skipped by their
-//! kind mask and process filter, so the cost depends on how far back the last
-//! change is, not on the session size.
+//! message it handled. The store's state index lists every state event per
+//! process, so finding them is a binary search and reading one or two blocks,
+//! whatever the session size.
 
 use crate::{Cursor, Session};
 use elixirscope_store::{DictId, EventId, EventKind};
@@ -63,8 +63,6 @@ pub struct StateAt {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_state: Option<String>,
     pub diff: Vec<DiffEntry>,
-    /// How many state events the process has up to this moment.
-    pub changes_so_far: u64,
 }
 
 struct Found {
@@ -77,27 +75,27 @@ struct Found {
 }
 
 impl Session {
-    /// The newest `n` state events of `pid` at or before `at`, newest first.
+    /// The newest `n` state events of `pid` at or before `at`, newest first,
+    /// found through the state index (no scanning).
     fn last_states(&self, pid: DictId, at: &Cursor, n: usize) -> Vec<Found> {
-        let mut out = Vec::new();
-        let mask = EventKind::State.bit() | EventKind::StateSnapshot.bit();
-        for (i, b) in self.reader().blocks().iter().enumerate().rev() {
-            if b.kinds & mask == 0 || !b.may_involve(pid) {
-                continue;
-            }
-            match at.id {
-                Some(id) if b.first_id > id => continue,
-                None if b.min_ts > at.ts => continue,
-                _ => {}
-            }
-            let block = self.reader().block(i);
-            let mut here: Vec<Found> = block
-                .iter()
-                .filter(|e| {
-                    e.pid == pid && matches!(e.kind, EventKind::State | EventKind::StateSnapshot)
-                })
-                .filter(|e| at.includes(e.ts, e.id))
-                .map(|e| Found {
+        let entries = self.reader().state_index().of(pid);
+        // Entries are in time order; events stored slightly out of time order
+        // are covered by looking a second past the moment.
+        let horizon = at.ts.saturating_add(1_000_000_000);
+        let end = entries.partition_point(|(ts, _)| *ts <= horizon);
+        let mut picked: Vec<(i64, EventId)> = entries[..end]
+            .iter()
+            .rev()
+            .filter(|(ts, id)| at.includes(*ts, *id))
+            .take(n + 4)
+            .copied()
+            .collect();
+        picked.sort_by(|a, b| b.cmp(a));
+        picked
+            .into_iter()
+            .take(n)
+            .filter_map(|(_, id)| {
+                self.reader().with_event(id, |e| Found {
                     id: e.id,
                     ts: e.ts,
                     kind: e.kind,
@@ -105,32 +103,8 @@ impl Session {
                     link: e.link,
                     term: e.term.unwrap_or_default().to_vec(),
                 })
-                .collect();
-            here.sort_by_key(|f| std::cmp::Reverse((f.ts, f.id)));
-            for f in here {
-                out.push(f);
-                if out.len() >= n {
-                    return out;
-                }
-            }
-        }
-        out
-    }
-
-    fn count_states(&self, pid: DictId, at: &Cursor) -> u64 {
-        let mut n = 0;
-        self.scan_until(
-            at,
-            Some(pid),
-            &[EventKind::State, EventKind::StateSnapshot],
-            |e| {
-                if e.pid == pid {
-                    n += 1;
-                }
-                true
-            },
-        );
-        n
+            })
+            .collect()
     }
 
     /// The state of `pid` at `at`.
@@ -161,11 +135,6 @@ impl Session {
             changed: current.map(|f| self.change(f)),
             previous_state: prev_term.as_ref().map(|t| inspect(t, &opts)),
             diff: diff_entries,
-            changes_so_far: if current.is_some() {
-                self.count_states(pid, at)
-            } else {
-                0
-            },
         }
     }
 

@@ -136,6 +136,8 @@ pub struct BlockSummary {
     pub min_ts: i64,
     pub max_ts: i64,
     pub kinds: u32,
+    /// State and state-snapshot events in the block (each also in the state index).
+    pub states: u16,
     pub pid_bloom: [u64; 8],
 }
 
@@ -148,6 +150,7 @@ impl BlockSummary {
         b[8..12].copy_from_slice(&self.len.to_le_bytes());
         b[12..16].copy_from_slice(&self.segment.to_le_bytes());
         b[16] = self.kind;
+        b[18..20].copy_from_slice(&self.states.to_le_bytes());
         b[20..28].copy_from_slice(&self.first_id.to_le_bytes());
         b[28..32].copy_from_slice(&self.count.to_le_bytes());
         b[32..40].copy_from_slice(&self.min_ts.to_le_bytes());
@@ -180,6 +183,7 @@ impl BlockSummary {
             len: u32_at(8),
             segment: u32_at(12),
             kind: b[16],
+            states: u16::from_le_bytes([b[18], b[19]]),
             first_id: u64_at(20),
             count: u32_at(28),
             min_ts: u64_at(32) as i64,
@@ -241,6 +245,43 @@ pub struct EventsBuilder {
     max_ts: i64,
     kinds: u32,
     bloom: [u64; 8],
+    /// (pid, id, ts) of the block's state events.
+    states: Vec<StateEntry>,
+}
+
+/// One entry of the state index: a state event of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateEntry {
+    pub pid: DictId,
+    pub id: EventId,
+    pub ts: i64,
+}
+
+pub const STATE_ENTRY_LEN: usize = 20;
+
+impl StateEntry {
+    pub fn encode(&self) -> [u8; STATE_ENTRY_LEN] {
+        let mut b = [0u8; STATE_ENTRY_LEN];
+        b[0..4].copy_from_slice(&self.pid.to_le_bytes());
+        b[4..12].copy_from_slice(&self.id.to_le_bytes());
+        b[12..20].copy_from_slice(&self.ts.to_le_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> StateEntry {
+        StateEntry {
+            pid: u32::from_le_bytes(b[0..4].try_into().expect("4 bytes")),
+            id: u64::from_le_bytes(b[4..12].try_into().expect("8 bytes")),
+            ts: i64::from_le_bytes(b[12..20].try_into().expect("8 bytes")),
+        }
+    }
+}
+
+impl EventKind {
+    /// Whether events of this kind go into the state index.
+    pub fn is_state(self) -> bool {
+        matches!(self, EventKind::State | EventKind::StateSnapshot)
+    }
 }
 
 impl EventsBuilder {
@@ -276,6 +317,13 @@ impl EventsBuilder {
         self.max_ts = self.max_ts.max(e.ts);
         self.kind.push(e.kind as u8);
         self.kinds |= e.kind.bit();
+        if e.kind.is_state() {
+            self.states.push(StateEntry {
+                pid: e.pid,
+                id,
+                ts: e.ts,
+            });
+        }
         varint::put(&mut self.node, e.node as u64);
         varint::put(&mut self.pid, e.pid as u64);
         varint::put(&mut self.peer, e.peer as u64);
@@ -306,8 +354,9 @@ impl EventsBuilder {
         }
     }
 
-    /// Encodes the block payload and its summary (offset/len/segment left 0), and resets.
-    pub fn finish(&mut self) -> (Vec<u8>, BlockSummary) {
+    /// Encodes the block payload, its summary (offset/len/segment left 0) and its
+    /// state-index entries, and resets.
+    pub fn finish(&mut self) -> (Vec<u8>, BlockSummary, Vec<StateEntry>) {
         let mut raw = Vec::with_capacity(self.raw_size() + 64);
         raw.extend_from_slice(&self.count.to_le_bytes());
         raw.extend_from_slice(&self.base_ts.to_le_bytes());
@@ -338,10 +387,12 @@ impl EventsBuilder {
             min_ts: self.min_ts,
             max_ts: self.max_ts,
             kinds: self.kinds,
+            states: self.states.len() as u16,
             pid_bloom: self.bloom,
         };
+        let states = std::mem::take(&mut self.states);
         *self = EventsBuilder::default();
-        (raw, summary)
+        (raw, summary, states)
     }
 }
 
@@ -515,8 +566,9 @@ mod tests {
         r.term = Some(&[97, 8]);
         r.term2 = Some(&[106]);
         b.push(101, &r);
-        let (raw, summary) = b.finish();
+        let (raw, summary, states) = b.finish();
         assert_eq!(summary.count, 2);
+        assert!(states.is_empty());
         assert!(summary.may_involve(5));
         assert!(summary.has_kind(EventKind::Return));
         let framed = frame(KIND_EVENTS, 100, 2, &raw);

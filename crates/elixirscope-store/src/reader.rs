@@ -12,14 +12,19 @@ use crate::block::{
     self, BlockHeader, BlockSummary, EventsBlock, BLOCK_HEADER_LEN, KIND_DICT, KIND_EVENTS,
     SUMMARY_LEN,
 };
+use crate::block::{StateEntry, STATE_ENTRY_LEN};
 use crate::dict::Dictionary;
+use crate::model::{DictId, EventKind};
 use crate::model::{Event, EventId};
-use crate::session::{index_path, read_meta, segment_path, SessionMeta, SessionStatus};
+use crate::session::{
+    index_path, read_meta, segment_path, state_index_path, SessionMeta, SessionStatus,
+};
 use crate::StoreError;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 
 const CACHE_BLOCKS: usize = 64;
@@ -34,6 +39,30 @@ pub struct SessionReader {
     total: u64,
     problems: Mutex<Vec<String>>,
     cache: Mutex<BlockCache>,
+    states: OnceLock<StateIndex>,
+}
+
+/// Every state event of every process, in time order per process.
+#[derive(Debug, Default)]
+pub struct StateIndex {
+    by_pid: rustc_hash::FxHashMap<DictId, Vec<(i64, EventId)>>,
+}
+
+impl StateIndex {
+    /// `(ts, id)` of `pid`'s state events, ordered by time then id.
+    pub fn of(&self, pid: DictId) -> &[(i64, EventId)] {
+        self.by_pid.get(&pid).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn add(&mut self, e: StateEntry) {
+        self.by_pid.entry(e.pid).or_default().push((e.ts, e.id));
+    }
+
+    fn sort(&mut self) {
+        for v in self.by_pid.values_mut() {
+            v.sort_unstable();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -123,6 +152,7 @@ impl SessionReader {
             total,
             problems: Mutex::new(problems),
             cache: Mutex::new(BlockCache::default()),
+            states: OnceLock::new(),
         })
     }
 
@@ -184,6 +214,49 @@ impl SessionReader {
         cache.order.push_back(i);
         cache.map.insert(i, decoded.clone());
         decoded
+    }
+
+    /// The state index, loaded on first use; rebuilt from the blocks if the file
+    /// disagrees with them (e.g. after a crash between writes).
+    pub fn state_index(&self) -> &StateIndex {
+        self.states.get_or_init(|| {
+            let expected: u64 = self.blocks.iter().map(|b| b.states as u64).sum();
+            let mut idx = StateIndex::default();
+            let path = state_index_path(&self.dir);
+            if let Ok(bytes) = std::fs::read(&path) {
+                let entries: Vec<StateEntry> = bytes
+                    .chunks_exact(STATE_ENTRY_LEN)
+                    .map(StateEntry::decode)
+                    .collect();
+                if entries.len() as u64 >= expected
+                    && entries
+                        .iter()
+                        .take(expected as usize)
+                        .all(|e| e.id < self.total)
+                {
+                    for e in entries.into_iter().take(expected as usize) {
+                        idx.add(e);
+                    }
+                    idx.sort();
+                    return idx;
+                }
+            }
+            let mask = EventKind::State.bit() | EventKind::StateSnapshot.bit();
+            for (i, b) in self.blocks.iter().enumerate() {
+                if b.kinds & mask == 0 {
+                    continue;
+                }
+                for e in self.block(i).iter().filter(|e| e.kind.is_state()) {
+                    idx.add(StateEntry {
+                        pid: e.pid,
+                        id: e.id,
+                        ts: e.ts,
+                    });
+                }
+            }
+            idx.sort();
+            idx
+        })
     }
 
     /// Index of the block holding event `id`.
@@ -321,6 +394,7 @@ fn summarize_block_at(segment: &File, pos: u64, seg_len: u64) -> Result<BlockSum
         min_ts: 0,
         max_ts: 0,
         kinds: 0,
+        states: 0,
         pid_bloom: [0; 8],
     };
     let raw = read_payload(segment, &summary)?;
@@ -344,7 +418,8 @@ fn summarize_block_at(segment: &File, pos: u64, seg_len: u64) -> Result<BlockSum
                 },
             );
         }
-        let (_, s) = b.finish();
+        let (_, s, _) = b.finish();
+        summary.states = s.states;
         summary.min_ts = s.min_ts;
         summary.max_ts = s.max_ts;
         summary.kinds = s.kinds;

@@ -5,6 +5,7 @@
 //!   session.json     metadata (target, capture settings, nodes, status, counts, trips)
 //!   events-0000.seg  append-only blocks (dictionary + events)
 //!   events.idx       one 128-byte summary per block (rebuilt from the segment if damaged)
+//!   states.idx       (pid, event id, time) of every state event (rebuilt if it disagrees)
 //! ```
 //! `session.json` is always replaced atomically (write to a temporary file, rename).
 
@@ -41,6 +42,10 @@ pub(crate) fn segment_path(dir: &Path, n: u32) -> PathBuf {
 
 pub(crate) fn index_path(dir: &Path) -> PathBuf {
     dir.join("events.idx")
+}
+
+pub(crate) fn state_index_path(dir: &Path) -> PathBuf {
+    dir.join("states.idx")
 }
 
 /// Recording state of a session.

@@ -5,14 +5,15 @@
 //! flushes at least every few tens of milliseconds so a session is queryable while
 //! it records, and acknowledges the agent only after a flush). New dictionary
 //! entries are written as their own block just before the events that use them.
-//! After each block its summary is appended to the index file. Writes go straight
+//! After each block its summary is appended to the index file, and its state
+//! events to the state index (so "state of P at T" never scans). Writes go straight
 //! to the files (no user-space buffering), so a killed collector loses nothing it
 //! had flushed.
 
 use crate::block::{self, BlockSummary, EventsBuilder, KIND_DICT, KIND_EVENTS};
 use crate::dict::Dictionary;
 use crate::model::{EventId, EventKind, NewEvent};
-use crate::session::{index_path, segment_path};
+use crate::session::{index_path, segment_path, state_index_path};
 use crate::StoreError;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -29,6 +30,7 @@ pub struct SessionWriter {
     segment: File,
     segment_len: u64,
     index: File,
+    states: File,
     dict: Dictionary,
     builder: EventsBuilder,
     next_id: EventId,
@@ -56,11 +58,18 @@ impl SessionWriter {
             .append(true)
             .open(&idx_path)
             .map_err(|e| StoreError::io(&idx_path, e))?;
+        let states_path = state_index_path(dir);
+        let states = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&states_path)
+            .map_err(|e| StoreError::io(&states_path, e))?;
         Ok(SessionWriter {
             dir: dir.to_owned(),
             segment,
             segment_len: block::SEGMENT_HEADER_LEN,
             index,
+            states,
             dict: Dictionary::default(),
             builder: EventsBuilder::default(),
             next_id: 0,
@@ -136,14 +145,21 @@ impl SessionWriter {
                 min_ts: 0,
                 max_ts: 0,
                 kinds: 0,
+                states: 0,
                 pid_bloom: [0; 8],
             };
             self.write_block(&framed, summary)?;
         }
         if !self.builder.is_empty() {
-            let (raw, summary) = self.builder.finish();
+            let (raw, summary, states) = self.builder.finish();
             let framed = block::frame(KIND_EVENTS, summary.first_id, summary.count, &raw);
             self.write_block(&framed, summary)?;
+            if !states.is_empty() {
+                let bytes: Vec<u8> = states.iter().flat_map(|e| e.encode()).collect();
+                self.states
+                    .write_all(&bytes)
+                    .map_err(|e| StoreError::io(&state_index_path(&self.dir), e))?;
+            }
         }
         Ok(())
     }
@@ -167,6 +183,7 @@ impl SessionWriter {
         self.segment
             .sync_data()
             .and_then(|_| self.index.sync_data())
+            .and_then(|_| self.states.sync_data())
             .map_err(|e| StoreError::io(&self.dir, e))
     }
 }

@@ -108,3 +108,46 @@ fn a_corrupt_middle_block_and_a_lost_index_do_not_hide_the_rest() {
     assert!(problems.contains("index missing"), "{problems}");
     assert!(problems.contains("unreadable"), "{problems}");
 }
+
+#[test]
+fn the_state_index_finds_state_events_and_is_rebuilt_when_lost() {
+    let home = tempfile::tempdir().unwrap();
+    let meta = SessionMeta::new("st", "record", "test@host", serde_json::json!({}));
+    let dir = create_session(home.path(), &meta).unwrap();
+    let mut w = SessionWriter::create(&dir).unwrap();
+    let node = w.dict_mut().intern_atom("test@host");
+    let a = w.dict_mut().intern_pid(PidEntry {
+        node,
+        number: 1,
+        serial: 0,
+        creation: 1,
+    });
+    let b = w.dict_mut().intern_pid(PidEntry {
+        node,
+        number: 2,
+        serial: 0,
+        creation: 1,
+    });
+    let mut expected = Vec::new();
+    for i in 0..20_000i64 {
+        let kind = if i % 100 == 0 {
+            EventKind::State
+        } else {
+            EventKind::Send
+        };
+        let pid = if i % 200 == 0 { a } else { b };
+        let id = w.append(&NewEvent::new(i * 10, kind, node, pid)).unwrap();
+        if kind == EventKind::State && pid == a {
+            expected.push((i * 10, id));
+        }
+    }
+    w.sync().unwrap();
+    drop(w);
+    let r = SessionReader::open(&dir).unwrap();
+    assert_eq!(r.state_index().of(a), expected.as_slice());
+    assert_eq!(r.state_index().of(b).len(), 100);
+    drop(r);
+    std::fs::remove_file(dir.join("states.idx")).unwrap();
+    let r = SessionReader::open(&dir).unwrap();
+    assert_eq!(r.state_index().of(a), expected.as_slice());
+}
