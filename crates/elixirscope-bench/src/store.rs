@@ -113,7 +113,7 @@ pub fn run(n: u64) -> StoreResult {
             i += 1;
         }
         i += 4;
-        if k % 5000 == 0 {
+        if k.is_multiple_of(5000) {
             w.flush().expect("flush");
         }
     }
