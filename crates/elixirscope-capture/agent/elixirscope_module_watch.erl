@@ -7,8 +7,11 @@
 %% meta-traces the ways a module gets loaded, with match specs that fire only
 %% for the watched modules:
 %% - a call to an undefined function (error_handler) or code:ensure_loaded/1:
-%%   the watch suspends the caller, loads the module itself, sets the patterns
-%%   and resumes the caller, so even the first call into the module is traced;
+%%   on OTP 25, where the code server does the loading, the watch suspends the
+%%   caller, loads the module itself, sets the patterns and resumes the caller,
+%%   so even the first call into the module is traced; from OTP 26 the caller
+%%   loads the code itself (and others wait for it), so the watch acts when
+%%   code:ensure_loaded/1 returns instead, like for load_binary below;
 %% - code:load_binary/3 (code compiled in memory): when it returns, the watch
 %%   suspends the caller, sets the patterns and resumes it, before the caller
 %%   can use the new code.
@@ -27,13 +30,24 @@ triggers() ->
 start(Tracer, Watch, {Wanted, StateMods}) ->
     spawn_link(fun() ->
                        erlang:trace(self(), false, [all]),
+                       put(mode, mode()),
                        set(Watch),
                        loop(Tracer, Watch, Wanted, StateMods)
                end).
 
+%% `entry` where the code server loads modules (OTP 25), `return` where callers do.
+mode() ->
+    case catch list_to_integer(erlang:system_info(otp_release)) of
+        N when is_integer(N), N >= 26 -> return;
+        _ -> entry
+    end.
+
+%% Stops the watch and waits until it is gone, so it can set nothing afterwards.
 stop(Pid) ->
     unlink(Pid),
+    Ref = erlang:monitor(process, Pid),
     exit(Pid, kill),
+    receive {'DOWN', Ref, process, Pid, _} -> ok end,
     clear().
 
 set([]) -> clear();
@@ -41,9 +55,15 @@ set(Modules) ->
     Me = self(),
     Entry3 = [{[M, '_', '_'], [], []} || M <- Modules],
     Entry1 = [{[M], [], []} || M <- Modules],
+    Return1 = [{[M], [], [{return_trace}]} || M <- Modules],
     Return3 = [{[M, '_', '_'], [], [{return_trace}]} || M <- Modules],
-    erlang:trace_pattern({error_handler, undefined_function, 3}, Entry3, [{meta, Me}]),
-    erlang:trace_pattern({code, ensure_loaded, 1}, Entry1, [{meta, Me}]),
+    case get(mode) of
+        return ->
+            erlang:trace_pattern({code, ensure_loaded, 1}, Return1, [{meta, Me}]);
+        _ ->
+            erlang:trace_pattern({error_handler, undefined_function, 3}, Entry3, [{meta, Me}]),
+            erlang:trace_pattern({code, ensure_loaded, 1}, Entry1, [{meta, Me}])
+    end,
     erlang:trace_pattern({code, load_binary, 3}, Return3, [{meta, Me}]),
     ok.
 
@@ -76,6 +96,8 @@ trigger({trace, Pid, call, {error_handler, undefined_function, [M | _]}}) -> {Pi
 trigger({trace_ts, Pid, call, {code, ensure_loaded, [M]}, _}) -> {Pid, M, load};
 trigger({trace, Pid, call, {code, ensure_loaded, [M]}}) -> {Pid, M, load};
 trigger({trace_ts, Pid, return_from, {code, load_binary, 3}, {module, M}, _}) -> {Pid, M, loaded};
+trigger({trace, Pid, return_from, {code, ensure_loaded, 1}, {module, M}}) -> {Pid, M, loaded};
+trigger({trace_ts, Pid, return_from, {code, ensure_loaded, 1}, {module, M}, _}) -> {Pid, M, loaded};
 trigger({trace, Pid, return_from, {code, load_binary, 3}, {module, M}}) -> {Pid, M, loaded};
 trigger(_) -> none.
 

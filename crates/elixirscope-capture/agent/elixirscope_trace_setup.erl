@@ -178,5 +178,10 @@ clear(Setup) ->
     erlang:trace(all, false, [all]),
     erlang:trace_pattern(send, true, []),
     [erlang:trace_pattern(MFA, false, [local]) || {MFA, _} <- maps:get(patterns, Setup, [])],
-    [erlang:trace_pattern(MFA, false, [local]) || MFA <- maps:get(extra_patterns, Setup, [])],
+    %% Wanted patterns and callbacks of modules that were still loading when we
+    %% stopped: clearing a pattern that was never set is harmless.
+    [erlang:trace_pattern(MFA, false, [local]) || {M, _, _} = MFA <- maps:get(pending, Setup, []),
+                                                  erlang:module_loaded(M)],
+    [erlang:trace_pattern({M, '_', '_'}, false, [local])
+     || M <- maps:get(pending_state_modules, Setup, []), erlang:module_loaded(M)],
     ok.

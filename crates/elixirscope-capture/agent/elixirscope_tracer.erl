@@ -176,6 +176,8 @@ sample(Msg, #st{sample = N, state_mods = SM} = S) ->
         false -> S#st{sampled_out = S#st.sampled_out + 1}
     end.
 
+accept(_Msg, #st{tripped = T} = S) when T =/= false ->
+    S#st{discarded = S#st.discarded + 1};
 accept(Msg, S) ->
     N = S#st.acc_n + 1,
     S1 = S#st{acc = [Msg | S#st.acc], acc_n = N, total = S#st.total + 1,
@@ -190,6 +192,7 @@ accept(Msg, S) ->
     budget(S2).
 
 %% Budgets.
+budget(#st{tripped = T} = S) when T =/= false -> S;
 budget(#st{total = T, max_events = Max} = S) when is_integer(Max), T >= Max ->
     trip(max_events, iolist_to_binary(io_lib:format("captured ~b events (budget ~b)", [T, Max])), S);
 budget(#st{since_check = C, check_every = E} = S) when C < E -> S;
@@ -221,18 +224,37 @@ fmt(F, A) -> iolist_to_binary(io_lib:format(F, A)).
 
 %% A trip is one-way: tracing stops and is never resumed by the agent.
 trip(Reason, Detail, S) ->
-    S1 = stop_tracing(S),
+    S1 = flush(stop_tracing(S)),
     Trip = {es_trip, erlang:monotonic_time(nanosecond), Reason, Detail},
-    S2 = S1#st{acc = [Trip | S1#st.acc], acc_n = S1#st.acc_n + 1, tripped = {Reason, Detail}},
-    flush(S2).
+    Seq = S1#st.seq + 1,
+    %% The trip notice is small and must arrive: it is queued even past the byte limit.
+    Bin = term_to_binary({es_batch, Seq, S1#st.dropped, [Trip]}),
+    S2 = S1#st{seq = Seq, pending = queue:in(Bin, S1#st.pending),
+               pending_bytes = S1#st.pending_bytes + byte_size(Bin),
+               tripped = {Reason, Detail}},
+    rearm(drain_pending(S2)).
 
 stop_tracing(S) ->
-    case S#st.watcher of
-        undefined -> elixirscope_module_watch:clear();
-        W -> elixirscope_module_watch:stop(W)
-    end,
-    elixirscope_trace_setup:clear(S#st.setup),
-    S#st{watcher = undefined}.
+    S1 = case S#st.watcher of
+             undefined ->
+                 elixirscope_module_watch:clear(),
+                 S;
+             W ->
+                 elixirscope_module_watch:stop(W),
+                 collect_module_loads(S#st{watcher = undefined})
+         end,
+    elixirscope_trace_setup:clear(S1#st.setup),
+    S1.
+
+%% Patterns the watch set just before it stopped are ours to clear too.
+collect_module_loads(S) ->
+    receive
+        {es_module_loaded, _, _, Applied, _} ->
+            Setup = S#st.setup,
+            collect_module_loads(
+              S#st{setup = Setup#{patterns => maps:get(patterns, Setup, []) ++ Applied}})
+    after 0 -> S
+    end.
 
 %% Shipping batches. A batch is encoded once and handed to the socket without
 %% ever waiting (port_command nosuspend). While the socket is busy or too many

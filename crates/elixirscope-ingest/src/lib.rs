@@ -222,7 +222,41 @@ impl Sink for Ingestor {
     }
 
     fn bye(&mut self, node: &str, stats: &Term) {
-        if let Some(ctx) = self.nodes.get(node).cloned() {
+        if let Some(ctx) = self.nodes.get_mut(node) {
+            // The goodbye repeats the totals, in case a batch that carried them was lost.
+            let dropped = stats
+                .map_get(&Term::atom("dropped"))
+                .and_then(Term::as_i64)
+                .unwrap_or(0)
+                .max(0) as u64;
+            if dropped > ctx.dropped_total {
+                let delta = dropped - ctx.dropped_total;
+                ctx.dropped_total = dropped;
+                self.meta.dropped += delta;
+                let _ = translate::dropped(&mut self.writer, &mut self.state, ctx, None, delta);
+            }
+            let ctx = ctx.clone();
+            if let Some([reason, detail]) = stats
+                .map_get(&Term::atom("tripped"))
+                .and_then(Term::as_tuple)
+            {
+                let text = |t: &Term| match t {
+                    Term::Atom(a) => a.clone(),
+                    Term::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => elixirscope_term::inspect(other, &Default::default()),
+                };
+                if !self.meta.trips.iter().any(|t| t.node == node) {
+                    if let Ok(t) = translate::collector_trip(
+                        &mut self.writer,
+                        &self.state,
+                        &ctx,
+                        &text(reason),
+                        &text(detail),
+                    ) {
+                        self.meta.trips.push(t);
+                    }
+                }
+            }
             let _ = translate::capture_stop(&mut self.writer, &mut self.state, &ctx, stats);
             let _ = self.writer.flush();
         }

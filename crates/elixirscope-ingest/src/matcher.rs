@@ -4,8 +4,11 @@
 //! the receiver's queue until a receive with the same content arrives (FIFO, as
 //! the VM delivers between one pair of processes); a receive that arrives before
 //! its send (trace messages of different processes can reach the tracer out of
-//! order) waits briefly for it. Queues are bounded so an untraced or stuck
-//! receiver cannot make the collector grow without limit.
+//! order) waits briefly for it. A pair must be causal: the send happened no
+//! later than the receive, so a receive with no traced send (a timer message,
+//! a port message) is never paired with a later send of the same content.
+//! Queues are bounded so an untraced or stuck receiver cannot make the
+//! collector grow without limit.
 
 use elixirscope_store::{DictId, EventId};
 use rustc_hash::FxHashMap as HashMap;
@@ -19,12 +22,14 @@ struct PendingSend {
     hash: u64,
     id: EventId,
     sender: DictId,
+    ts: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct EarlyReceive {
     hash: u64,
     id: EventId,
+    ts: i64,
 }
 
 /// Send/receive pairing state.
@@ -42,9 +47,10 @@ impl Matcher {
         hash: u64,
         id: EventId,
         sender: DictId,
+        ts: i64,
     ) -> Option<EventId> {
         if let Some(q) = self.early.get_mut(&receiver) {
-            if let Some(i) = q.iter().position(|r| r.hash == hash) {
+            if let Some(i) = q.iter().position(|r| r.hash == hash && ts <= r.ts) {
                 return q.remove(i).map(|r| r.id);
             }
         }
@@ -52,7 +58,12 @@ impl Matcher {
         if q.len() >= MAX_PENDING_PER_PROCESS {
             q.pop_front();
         }
-        q.push_back(PendingSend { hash, id, sender });
+        q.push_back(PendingSend {
+            hash,
+            id,
+            sender,
+            ts,
+        });
         None
     }
 
@@ -62,9 +73,10 @@ impl Matcher {
         receiver: DictId,
         hash: u64,
         id: EventId,
+        ts: i64,
     ) -> Option<(EventId, DictId)> {
         if let Some(q) = self.sends.get_mut(&receiver) {
-            if let Some(i) = q.iter().position(|s| s.hash == hash) {
+            if let Some(i) = q.iter().position(|s| s.hash == hash && s.ts <= ts) {
                 return q.remove(i).map(|s| (s.id, s.sender));
             }
         }
@@ -72,7 +84,7 @@ impl Matcher {
         if q.len() >= MAX_EARLY_RECEIVES {
             q.pop_front();
         }
-        q.push_back(EarlyReceive { hash, id });
+        q.push_back(EarlyReceive { hash, id, ts });
         None
     }
 
@@ -90,12 +102,16 @@ mod tests {
     #[test]
     fn pairs_in_either_order_and_fifo() {
         let mut m = Matcher::default();
-        assert_eq!(m.send(2, 7, 10, 1), None);
-        assert_eq!(m.send(2, 7, 11, 1), None);
-        assert_eq!(m.receive(2, 7, 12), Some((10, 1)));
-        assert_eq!(m.receive(2, 7, 13), Some((11, 1)));
-        // Receive first, then send.
-        assert_eq!(m.receive(3, 9, 20), None);
-        assert_eq!(m.send(3, 9, 21, 1), Some(20));
+        assert_eq!(m.send(2, 7, 10, 1, 100), None);
+        assert_eq!(m.send(2, 7, 11, 1, 101), None);
+        assert_eq!(m.receive(2, 7, 12, 102), Some((10, 1)));
+        assert_eq!(m.receive(2, 7, 13, 103), Some((11, 1)));
+        // Receive stored first (tracer order), then its earlier send.
+        assert_eq!(m.receive(3, 9, 20, 205), None);
+        assert_eq!(m.send(3, 9, 21, 1, 200), Some(20));
+        // A receive with no traced send (a timer message) is never paired with a later send.
+        assert_eq!(m.receive(4, 5, 30, 300), None);
+        assert_eq!(m.send(4, 5, 31, 1, 400), None);
+        assert_eq!(m.receive(4, 5, 32, 401), Some((31, 1)));
     }
 }

@@ -52,7 +52,8 @@ struct Frame {
 pub struct State {
     matcher: Matcher,
     stacks: HashMap<DictId, Vec<Frame>>,
-    names: HashMap<DictId, DictId>,
+    /// Registered names per node: (node, name) → pid.
+    names: HashMap<(DictId, DictId), DictId>,
     spawned: HashSet<DictId>,
     state_modules: HashMap<DictId, Behaviour>,
     /// Recent receives per process: (message key, receive event id).
@@ -179,14 +180,17 @@ pub fn dropped(
     ts: Option<i64>,
     count: u64,
 ) -> Result<(), StoreError> {
-    let ts = ts.map(|t| t + ctx.time_offset_ns).unwrap_or(st.last_ts);
+    let ts = ts
+        .map(|t| t.saturating_add(ctx.time_offset_ns))
+        .unwrap_or(st.last_ts);
     let mut e = NewEvent::new(ts, EventKind::Dropped, ctx.atom, 0);
     e.aux = count;
     w.append(&e)?;
     Ok(())
 }
 
-/// Records a trip decided by the collector (e.g. the session is full).
+/// Records a trip decided by the collector (the session is full) or known only
+/// from the agent's goodbye.
 pub fn collector_trip(
     w: &mut SessionWriter,
     st: &State,
@@ -272,7 +276,7 @@ pub fn event(
             if let Some(name) = facts.map_get("registered_name").and_then(|n| n.atom()) {
                 if name != "undefined" {
                     let a = w.dict_mut().intern_atom(&name);
-                    st.names.insert(a, pid);
+                    st.names.insert((node, a), pid);
                 }
             }
             e.term = Some(facts.raw());
@@ -403,9 +407,9 @@ fn trace<'a>(
             if let Some(n) = name.atom() {
                 let a = w.dict_mut().intern_atom(&n);
                 if e.kind == EventKind::Register {
-                    st.names.insert(a, pid);
+                    st.names.insert((node, a), pid);
                 } else {
-                    st.names.remove(&a);
+                    st.names.remove(&(node, a));
                 }
             }
             e.term = Some(name.raw());
@@ -420,7 +424,7 @@ fn trace<'a>(
                 EventKind::SendToDead
             };
             e.term = Some(msg.raw());
-            let receiver = resolve_destination(w, st, &to);
+            let receiver = resolve_destination(w, st, node, &to);
             match receiver {
                 Some(r) => {
                     e.peer = r;
@@ -433,7 +437,7 @@ fn trace<'a>(
             if e.kind == EventKind::Send {
                 if let Some(r) = receiver {
                     let id = w.next_id();
-                    e.link = st.matcher.send(r, hash(0, &[msg.raw()]), id, pid);
+                    e.link = st.matcher.send(r, hash(0, &[msg.raw()]), id, pid, e.ts);
                 }
             }
         }
@@ -442,7 +446,7 @@ fn trace<'a>(
             e.kind = EventKind::Receive;
             e.term = Some(msg.raw());
             let id = w.next_id();
-            if let Some((send, sender)) = st.matcher.receive(pid, hash(0, &[msg.raw()]), id) {
+            if let Some((send, sender)) = st.matcher.receive(pid, hash(0, &[msg.raw()]), id, e.ts) {
                 e.link = Some(send);
                 e.peer = sender;
             }
@@ -458,16 +462,30 @@ fn trace<'a>(
     Ok(())
 }
 
-fn resolve_destination(w: &mut SessionWriter, st: &mut State, to: &View<'_>) -> Option<DictId> {
+/// The receiving process of a send: a pid, a name registered on the sending
+/// node, or `{Name, Node}` when `Node` is the sending node (remote names are
+/// not resolved here).
+fn resolve_destination(
+    w: &mut SessionWriter,
+    st: &mut State,
+    node: DictId,
+    to: &View<'_>,
+) -> Option<DictId> {
     if let Some(p) = to.pid() {
         return Some(intern_pid(w, st, &p));
     }
     let name = match to.atom() {
         Some(a) => a,
-        None => to.tuple_n::<2>()?[0].atom()?,
+        None => {
+            let [name, on] = to.tuple_n::<2>()?;
+            if on.atom()? != w.dict().atom(node)? {
+                return None;
+            }
+            name.atom()?
+        }
     };
     let a = w.dict().find_atom(&name)?;
-    st.names.get(&a).copied()
+    st.names.get(&(node, a)).copied()
 }
 
 fn call<'a>(
@@ -560,7 +578,7 @@ fn ret<'a>(
     };
     if let Some(fr) = &frame {
         e.link = Some(fr.call);
-        e.aux = (e.ts - fr.ts).max(0) as u64;
+        e.aux = e.ts.saturating_sub(fr.ts).max(0) as u64;
     }
     w.append(&e)?;
     let (Some(fr), Some(v), false) = (frame, value, exception) else {

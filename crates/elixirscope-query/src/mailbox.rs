@@ -81,11 +81,13 @@ impl Session {
                     delivered.insert(e.id, (e.ts, e.peer, e.term.unwrap_or_default().to_vec()));
                 }
                 EventKind::Call if e.pid == pid => {
+                    // Only behaviour callbacks are linked to the message they handle.
                     if let Some(r) = e.link {
                         handled.insert(r);
+                        callbacks = true;
                     }
                 }
-                EventKind::State if e.pid == pid => callbacks = true,
+                EventKind::State | EventKind::StateSnapshot if e.pid == pid => callbacks = true,
                 _ => {}
             }
             true

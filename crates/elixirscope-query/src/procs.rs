@@ -4,8 +4,9 @@
 //! to the moment. A process's parent is its spawner (for OTP processes, the
 //! supervisor that started it); its initial call is what `proc_lib` reports
 //! (`Demo.Counter.init/1`, `supervisor Demo.Supervisor`) rather than
-//! `:proc_lib.init_p/5`. A live process that replaced a dead sibling with the
-//! same initial call is marked as its restart.
+//! `:proc_lib.init_p/5`. A live process spawned by the same parent with the
+//! same initial call shortly after a sibling crashed is marked as its restart
+//! (each crash explains at most one restart).
 
 use crate::{Cursor, Session};
 use elixirscope_store::{DictId, Event, EventKind};
@@ -58,6 +59,8 @@ struct Proc {
     alive: bool,
     spawned: Option<i64>,
     exited: Option<(i64, String)>,
+    /// Exited with a reason other than normal/shutdown.
+    crashed: bool,
     links: BTreeSet<DictId>,
     order: u64,
 }
@@ -65,6 +68,44 @@ struct Proc {
 /// All processes known at a moment.
 pub struct ProcessTable {
     procs: BTreeMap<DictId, Proc>,
+    /// Live process → the crashed process it replaced.
+    restarts: BTreeMap<DictId, DictId>,
+}
+
+/// A supervisor restarts a child within moments of its crash.
+const RESTART_WINDOW_NS: i64 = 5_000_000_000;
+
+/// Pairs each live process with at most one crashed sibling (same parent and
+/// initial call) that exited shortly before it was spawned, nearest first.
+fn find_restarts(procs: &BTreeMap<DictId, Proc>) -> BTreeMap<DictId, DictId> {
+    let mut crashed: Vec<(DictId, &Proc, i64)> = procs
+        .iter()
+        .filter(|(_, p)| p.crashed && p.parent.is_some())
+        .filter_map(|(id, p)| p.exited.as_ref().map(|(ts, _)| (*id, p, *ts)))
+        .collect();
+    crashed.sort_by_key(|(_, _, ts)| std::cmp::Reverse(*ts));
+    let mut live: Vec<(DictId, &Proc, i64)> = procs
+        .iter()
+        .filter(|(_, p)| p.parent.is_some())
+        .filter_map(|(id, p)| p.spawned.map(|s| (*id, p, s)))
+        .collect();
+    live.sort_by_key(|(_, _, s)| *s);
+    let mut used = BTreeSet::new();
+    let mut out = BTreeMap::new();
+    for (lid, l, spawned) in live {
+        let found = crashed.iter().find(|(did, d, exited)| {
+            !used.contains(did)
+                && d.parent == l.parent
+                && d.initial == l.initial
+                && *exited <= spawned
+                && spawned - *exited <= RESTART_WINDOW_NS
+        });
+        if let Some((did, _, _)) = found {
+            used.insert(*did);
+            out.insert(lid, *did);
+        }
+    }
+    out
 }
 
 impl Session {
@@ -162,9 +203,14 @@ impl Session {
                 }
                 EventKind::Exit => {
                     let reason = e.term.map(|t| self.inspect_bytes(t)).unwrap_or_default();
+                    let crashed = e
+                        .term
+                        .and_then(|t| self.term(t))
+                        .is_some_and(|r| !crate::overview::is_normal_exit(&r));
                     let p = procs.entry(e.pid).or_default();
                     p.alive = false;
                     p.exited = Some((e.ts, reason));
+                    p.crashed = crashed;
                     let links: Vec<DictId> = std::mem::take(&mut p.links).into_iter().collect();
                     for l in links {
                         if let Some(o) = procs.get_mut(&l) {
@@ -188,36 +234,20 @@ impl Session {
             }
             true
         });
-        ProcessTable { procs }
+        let restarts = find_restarts(&procs);
+        ProcessTable { procs, restarts }
     }
 
     fn describe_proc(&self, t: &ProcessTable, id: DictId, at: &Cursor) -> ProcessInfo {
         let p = &t.procs[&id];
-        let restart_of = if p.alive {
-            t.procs
-                .iter()
-                .filter(|(oid, o)| {
-                    **oid != id
-                        && !o.alive
-                        && o.parent == p.parent
-                        && o.parent.is_some()
-                        && o.initial == p.initial
-                        && o.exited
-                            .as_ref()
-                            .is_some_and(|(ts, _)| p.spawned.is_some_and(|s| *ts <= s))
-                })
-                .max_by_key(|(_, o)| o.exited.as_ref().map(|(ts, _)| *ts))
-                .map(|(oid, o)| {
-                    let (ts, reason) = o.exited.clone().unwrap_or_default();
-                    Restart {
-                        pid: self.pid_text(*oid),
-                        exited_at: self.relative(ts),
-                        reason,
-                    }
-                })
-        } else {
-            None
-        };
+        let restart_of = t.restarts.get(&id).filter(|_| p.alive).map(|oid| {
+            let (ts, reason) = t.procs[oid].exited.clone().unwrap_or_default();
+            Restart {
+                pid: self.pid_text(*oid),
+                exited_at: self.relative(ts),
+                reason,
+            }
+        });
         ProcessInfo {
             pid: self.pid_text(id),
             id,

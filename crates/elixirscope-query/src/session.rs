@@ -382,7 +382,12 @@ impl Session {
             kinds.iter().map(|k| k.bit()).fold(0, |a, b| a | b)
         };
         for (i, b) in self.reader.blocks().iter().enumerate() {
-            if b.min_ts > until.ts && until.id.is_none_or(|id| b.first_id > id) {
+            // Blocks are in id order and nearly in time order; allow a second of disorder.
+            let past = match until.id {
+                Some(id) => b.first_id > id,
+                None => b.min_ts > until.ts.saturating_add(1_000_000_000),
+            };
+            if past {
                 break;
             }
             if b.kinds & mask == 0 || pid.is_some_and(|p| !b.may_involve(p)) {

@@ -207,7 +207,7 @@ impl BlockSummary {
 
     /// One past the last event id in the block.
     pub fn end_id(&self) -> EventId {
-        self.first_id + self.count as u64
+        self.first_id.saturating_add(self.count as u64)
     }
 }
 
@@ -330,7 +330,7 @@ impl EventsBuilder {
         varint::put(&mut self.mfa, e.mfa as u64);
         let link = match e.link {
             None => 0,
-            Some(target) => varint::zigzag(id as i64 - target as i64) + 1,
+            Some(target) => varint::zigzag((id as i64).wrapping_sub(target as i64)) + 1,
         };
         varint::put(&mut self.link, link);
         varint::put(&mut self.aux, e.aux);
@@ -437,7 +437,8 @@ impl EventsBlock {
             cols.push(raw.get(pos..pos + len).ok_or(BAD)?);
             pos += len;
         }
-        if count > raw.len() {
+        // One kind byte per event: the count cannot claim more rows than that.
+        if count != cols[1].len() {
             return Err(BAD);
         }
         let mut p = [0usize; 10];
@@ -460,10 +461,10 @@ impl EventsBlock {
             let pid = next(3)? as DictId;
             let peer = next(4)? as DictId;
             let mfa = next(5)? as DictId;
-            let id = first_id + i as u64;
+            let id = first_id.wrapping_add(i as u64);
             let link = match next(6)? {
                 0 => None,
-                v => Some((id as i64 - varint::unzigzag(v - 1)) as EventId),
+                v => Some((id as i64).wrapping_sub(varint::unzigzag(v - 1)) as EventId),
             };
             let aux = next(7)?;
             let mut range =
@@ -528,7 +529,7 @@ impl EventsBlock {
             range.map(|(s, l)| &self.terms[s as usize..s as usize + l as usize])
         };
         Some(Event {
-            id: self.first_id + i as u64,
+            id: self.first_id.wrapping_add(i as u64),
             ts: r.ts,
             kind: r.kind,
             node: r.node,

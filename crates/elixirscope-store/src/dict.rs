@@ -10,6 +10,8 @@ use crate::varint;
 use rustc_hash::FxHashMap as HashMap;
 
 const ATOM: u8 = 1;
+/// Most ids a damaged stretch of dictionary may skip (placeholders are filled in).
+const MAX_GAP: usize = 1 << 20;
 const PID: u8 = 2;
 const MFA: u8 = 3;
 
@@ -146,7 +148,7 @@ impl Dictionary {
                     let end = end.ok_or("atom runs past the dictionary block")?;
                     let text = String::from_utf8_lossy(&buf[pos..end]).into_owned();
                     pos = end;
-                    if id == 0 || id <= self.atoms.len() {
+                    if id == 0 || id <= self.atoms.len() || id - self.atoms.len() > MAX_GAP {
                         return Err("atom ids out of sequence");
                     }
                     // Entries lost with a damaged block leave placeholders.
@@ -167,7 +169,7 @@ impl Dictionary {
                         serial: f[2],
                         creation: f[3],
                     };
-                    if id == 0 || id <= self.pids.len() {
+                    if id == 0 || id <= self.pids.len() || id - self.pids.len() > MAX_GAP {
                         return Err("pid ids out of sequence");
                     }
                     while self.pids.len() + 1 < id {
@@ -186,7 +188,7 @@ impl Dictionary {
                         function,
                         arity,
                     };
-                    if id == 0 || id <= self.mfas.len() {
+                    if id == 0 || id <= self.mfas.len() || id - self.mfas.len() > MAX_GAP {
                         return Err("MFA ids out of sequence");
                     }
                     while self.mfas.len() + 1 < id {

@@ -167,9 +167,11 @@ impl SessionWriter {
     fn write_block(&mut self, framed: &[u8], mut summary: BlockSummary) -> Result<(), StoreError> {
         summary.offset = self.segment_len;
         summary.len = framed.len() as u32;
-        self.segment
-            .write_all(framed)
-            .map_err(|e| StoreError::io(&segment_path(&self.dir, 0), e))?;
+        if let Err(e) = self.segment.write_all(framed) {
+            // Cut a partial write off again so later blocks land where the index says.
+            let _ = self.segment.set_len(self.segment_len);
+            return Err(StoreError::io(&segment_path(&self.dir, 0), e));
+        }
         self.segment_len += framed.len() as u64;
         self.index
             .write_all(&summary.encode())

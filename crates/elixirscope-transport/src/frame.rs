@@ -5,8 +5,16 @@ use std::io::{self, Read, Write};
 /// Largest frame accepted (a batch of big terms; larger means a broken or hostile peer).
 pub const MAX_FRAME: usize = 256 << 20;
 
+/// Largest first frame (the hello) accepted from a peer that has not yet shown its token.
+pub const MAX_HELLO: usize = 64 << 10;
+
 /// Reads one frame into `buf`. `Ok(false)` means the peer closed cleanly before a frame.
 pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
+    read_frame_limited(r, buf, MAX_FRAME)
+}
+
+/// Like [`read_frame`], refusing frames over `limit` bytes.
+pub fn read_frame_limited(r: &mut impl Read, buf: &mut Vec<u8>, limit: usize) -> io::Result<bool> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
@@ -14,10 +22,10 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
         Err(e) => return Err(e),
     }
     let n = u32::from_be_bytes(len) as usize;
-    if n > MAX_FRAME {
+    if n > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("frame of {n} bytes exceeds the {MAX_FRAME}-byte limit"),
+            format!("frame of {n} bytes exceeds the {limit}-byte limit"),
         ));
     }
     buf.clear();

@@ -5,7 +5,7 @@
 //! to the [`Sink`] (which stores it), and acknowledged. Anything malformed ends
 //! the connection with a reason reported as a [`ServerEvent`]; it never panics.
 
-use crate::frame::{read_frame, write_frame};
+use crate::frame::{read_frame, read_frame_limited, write_frame, MAX_HELLO};
 use crate::protocol::{self, decode_agent_frame, AgentFrame, Hello};
 use elixirscope_term::view::Elements;
 use elixirscope_term::Term;
@@ -14,6 +14,9 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+
+/// How long a new connection may take to say hello.
+const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A failure of the sink; the connection is ended and the agent told to stop.
 #[derive(Debug, thiserror::Error)]
@@ -150,11 +153,13 @@ fn serve<S: Sink>(
     let handle = AgentHandle {
         stream: Arc::new(Mutex::new(write_half)),
     };
+    // A peer must say hello, small and soon, before it may send anything big.
+    let _ = stream.set_read_timeout(Some(HELLO_TIMEOUT));
     let mut reader = io::BufReader::with_capacity(1 << 20, stream);
     let mut buf = Vec::new();
 
     // Hello first.
-    let hello = match read_frame(&mut reader, &mut buf) {
+    let hello = match read_frame_limited(&mut reader, &mut buf, MAX_HELLO) {
         Ok(true) => match decode_agent_frame(&buf) {
             Ok(AgentFrame::Hello(h)) => h,
             Ok(_) => return reject(&handle, events, &peer, "the first frame must be a hello"),
@@ -185,6 +190,7 @@ fn serve<S: Sink>(
     if handle.send(&protocol::welcome()).is_err() {
         return;
     }
+    let _ = reader.get_ref().set_read_timeout(None);
     agents
         .lock()
         .expect("agents")
