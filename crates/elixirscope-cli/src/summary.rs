@@ -160,10 +160,10 @@ pub fn state_text(s: &StateAt) -> String {
     }
     match &s.previous_state {
         Some(prev) if s.diff.is_empty() => {
-            out.push_str(&format!("unchanged from the previous state {prev}\n"))
+            out.push_str(&format!("same as the state before it: {prev}\n"))
         }
         Some(_) => {
-            out.push_str("changes from the previous state:\n");
+            out.push_str("what it changed:\n");
             for d in &s.diff {
                 let path = if d.path.is_empty() {
                     "(whole state)"
@@ -178,6 +178,19 @@ pub fn state_text(s: &StateAt) -> String {
             }
         }
         None => out.push_str("(first recorded state)\n"),
+    }
+    if let Some(last) = s.unchanged_since.first() {
+        out.push_str(&format!(
+            "since then {} callback(s) left it unchanged, the last at {} (event #{}) by {}{}\n",
+            s.unchanged_callbacks,
+            last.at,
+            last.event,
+            last.by,
+            last.arguments
+                .as_ref()
+                .map(|a| format!(" with {a}"))
+                .unwrap_or_default()
+        ));
     }
     out
 }

@@ -58,12 +58,24 @@ pub struct StateAt {
     pub at: String,
     /// The state as Elixir's `inspect` prints it (`null` if unknown at that moment).
     pub state: Option<String>,
+    /// The callback run (or start-of-capture read) that last changed the state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed: Option<Change>,
+    /// The state before that change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_state: Option<String>,
+    /// What that change did, path by path.
     pub diff: Vec<DiffEntry>,
+    /// How many callbacks ran after the change without altering the state
+    /// (counted up to 256).
+    pub unchanged_callbacks: usize,
+    /// The newest of those (at most five), newest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchanged_since: Vec<Change>,
 }
+
+/// How far back to look for the change behind a run of unchanged callbacks.
+const MAX_UNCHANGED: usize = 256;
 
 struct Found {
     id: EventId,
@@ -71,6 +83,8 @@ struct Found {
     kind: EventKind,
     mfa: DictId,
     link: Option<EventId>,
+    /// 1 when the callback left the state as it was.
+    unchanged: bool,
     term: Vec<u8>,
 }
 
@@ -101,6 +115,7 @@ impl Session {
                     kind: e.kind,
                     mfa: e.mfa,
                     link: e.link,
+                    unchanged: e.kind == EventKind::State && e.aux == 1,
                     term: e.term.unwrap_or_default().to_vec(),
                 })
             })
@@ -109,13 +124,17 @@ impl Session {
 
     /// The state of `pid` at `at`.
     pub fn state_at(&self, pid: DictId, at: &Cursor) -> StateAt {
-        let found = self.last_states(pid, at, 2);
+        let found = self.last_states(pid, at, MAX_UNCHANGED + 2);
         let opts = self.inspect_options();
         let current = found.first();
-        let previous = found.get(1);
+        // The newest event that changed the state, and the one before it.
+        let change_at = found.iter().position(|f| !f.unchanged).unwrap_or(0);
+        let change = found.get(change_at);
+        let previous = found.get(change_at + 1);
         let cur_term = current.and_then(|f| self.term(&f.term));
+        let change_term = change.and_then(|f| self.term(&f.term));
         let prev_term = previous.and_then(|f| self.term(&f.term));
-        let diff_entries = match (&prev_term, &cur_term) {
+        let diff_entries = match (&prev_term, &change_term) {
             (Some(p), Some(c)) => diff(p, c)
                 .into_iter()
                 .map(|ch| DiffEntry {
@@ -132,9 +151,15 @@ impl Session {
             name: self.name_at(pid, at).or_else(|| self.any_name(pid)),
             at: self.relative(at.ts.min(self.end_ns())),
             state: cur_term.as_ref().map(|t| inspect(t, &opts)),
-            changed: current.map(|f| self.change(f)),
+            changed: change.map(|f| self.change(f)),
             previous_state: prev_term.as_ref().map(|t| inspect(t, &opts)),
             diff: diff_entries,
+            unchanged_callbacks: change_at,
+            unchanged_since: found[..change_at.min(found.len())]
+                .iter()
+                .take(5)
+                .map(|f| self.change(f))
+                .collect(),
         }
     }
 
