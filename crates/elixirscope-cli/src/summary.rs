@@ -1,7 +1,7 @@
 //! Text rendering of query results for people (JSON output needs none).
 
 use crate::Failure;
-use elixirscope_query::mailbox::Mailbox;
+use elixirscope_query::mailbox::{Mailbox, PendingMessage};
 use elixirscope_query::overview::Overview;
 use elixirscope_query::snapshot::Snapshot;
 use elixirscope_query::state::StateAt;
@@ -201,37 +201,19 @@ pub fn mailbox_text(m: &Mailbox) -> String {
         None => m.pid.clone(),
     };
     let mut out = format!("mailbox of {who} at {}:\n", m.at);
-    if m.in_flight.is_empty() {
-        out.push_str("  in flight (sent, not yet received): none\n");
-    } else {
-        out.push_str(&format!(
-            "  in flight (sent, not yet received): {}\n",
-            m.in_flight.len()
-        ));
-        for p in &m.in_flight {
+    let mut section = |title: &str, list: &[PendingMessage]| {
+        out.push_str(&format!("  {title}: {}\n", list.len()));
+        for p in list {
+            let from = p.from.as_deref().unwrap_or("?");
             out.push_str(&format!(
-                "    #{} {} from {}: {}\n",
-                p.event,
-                p.at,
-                p.from.as_deref().unwrap_or("?"),
-                p.message
+                "    #{} {} from {from}: {}\n",
+                p.event, p.at, p.message
             ));
         }
-    }
+    };
+    section("in flight (sent, not yet received)", &m.in_flight);
     if m.callbacks_traced {
-        out.push_str(&format!(
-            "  delivered, not yet handled by a callback: {}\n",
-            m.unhandled.len()
-        ));
-        for p in &m.unhandled {
-            out.push_str(&format!(
-                "    #{} {} from {}: {}\n",
-                p.event,
-                p.at,
-                p.from.as_deref().unwrap_or("?"),
-                p.message
-            ));
-        }
+        section("delivered, not yet handled by a callback", &m.unhandled);
     }
     out
 }
