@@ -5,17 +5,20 @@
 %%   agent -> collector: {es_hello, 1, Token, Node, Info}
 %%                       {es_batch, Seq, DroppedSoFar, Events}
 %%                       {es_bye, Seq, Stats}
-%%   collector -> agent: {es_welcome}, {es_ack, Seq}, {es_stop}
+%%                       {es_status, Map} (budget use, once a second)
+%%   collector -> agent: {es_welcome}, {es_ack, Seq}, {es_stop}, {es_lease}
 %% A batch is handed to the socket with port_command(..., [nosuspend]); when the
 %% socket is busy or too many batches are unacknowledged, the batch is dropped
 %% and counted, and the next batch carries the new drop total. The node is never
 %% made to wait for the collector.
 %%
-%% Budgets (events, events/s, duration, mailbox backlog, tracer memory) are
-%% checked as events arrive; hitting one trips the capture: tracing stops for
-%% good, the reason is sent, and the tracer waits to be told to stop. If the
-%% collector connection is lost (dead-man), tracing stops and the agent unloads
-%% itself.
+%% Budgets (events, events/s, bytes/s, duration, mailbox backlog, tracer
+%% memory) are checked as events arrive, node stress (elixirscope_breaker)
+%% every 100 ms; hitting one trips the capture: tracing stops for good, the
+%% reason (with how fast tracing went off) is sent, and the tracer waits to be
+%% told to stop. If the collector connection is lost, or nothing is heard from
+%% the collector for the lease time (dead-man), tracing stops and the agent
+%% unloads itself.
 -module(elixirscope_tracer).
 
 -export([start/2, flush_sync/2]).
@@ -30,6 +33,9 @@
              window_start = 0, window_base = 0, since_check = 0, check_every = 500,
              max_events, max_rate, max_backlog, max_memory, max_backlog_seen = 0,
              tripped = false, watcher, syncs = [], state_mods = #{},
+             breaker, lease_ms = 15000, last_heard = 0, status_at = 0,
+             bytes_window = 0, max_bytes_rate = infinity, bytes_sent = 0,
+             trace_off_us,
              run_mode = false, at_exit = false, started}).
 
 start(Config, Caller) ->
@@ -91,6 +97,10 @@ ready(Config, Caller, Sock, Token) ->
             batch_delay = maps:get(batch_delay_ms, Config, 20),
             max_inflight = maps:get(max_inflight, Config, 64),
             max_buffer = maps:get(max_buffer_bytes, Budget, 8388608),
+            max_bytes_rate = maps:get(max_bytes_rate, Budget, infinity),
+            breaker = elixirscope_breaker:new(Budget),
+            lease_ms = maps:get(lease_ms, Config, 15000),
+            last_heard = Now, status_at = Now,
             max_events = maps:get(max_events, Budget, infinity),
             max_rate = MaxRate,
             check_every = case MaxRate of
@@ -112,7 +122,9 @@ loop(S) ->
 
 handle(Msg, S) when element(1, Msg) =:= trace_ts -> trace_event(Msg, S);
 handle({es_events, Evs}, S) -> lists:foldl(fun accept/2, S, Evs);
-handle({tcp, _, Bin}, S) -> control(catch binary_to_term(Bin, [safe]), S);
+handle({tcp, _, Bin}, S) ->
+    control(catch binary_to_term(Bin, [safe]),
+            S#st{last_heard = erlang:monotonic_time(millisecond)});
 handle({inet_reply, _, ok}, S) -> drain_pending(S);
 handle({inet_reply, _, {error, Why}}, S) -> dead_man({send_failed, Why}, S);
 handle({tcp_closed, _}, S) -> dead_man(collector_closed, S);
@@ -208,8 +220,14 @@ budget(S) ->
         is_integer(S1#st.max_rate), InWindow > S1#st.max_rate, Now - S1#st.window_start < 1000 ->
             trip(max_rate, fmt("~b events in ~b ms (budget ~b events/s)",
                                [InWindow, Now - S1#st.window_start, S1#st.max_rate]), S1);
+        is_integer(S1#st.max_bytes_rate), S1#st.bytes_window > S1#st.max_bytes_rate,
+        Now - S1#st.window_start < 1000 ->
+            trip(max_bytes_rate, fmt("~b bytes of events in ~b ms (budget ~b bytes/s)",
+                                     [S1#st.bytes_window, Now - S1#st.window_start,
+                                      S1#st.max_bytes_rate]), S1);
         Now - S1#st.window_start >= 1000 ->
-            memory_check(S1#st{window_start = Now, window_base = S1#st.total});
+            memory_check(S1#st{window_start = Now, window_base = S1#st.total,
+                               bytes_window = 0});
         true -> S1
     end.
 
@@ -223,8 +241,15 @@ memory_check(S) ->
 fmt(F, A) -> iolist_to_binary(io_lib:format(F, A)).
 
 %% A trip is one-way: tracing stops and is never resumed by the agent.
-trip(Reason, Detail, S) ->
-    S1 = flush(stop_tracing(S)),
+trip(Reason, Detail0, S) ->
+    T0 = erlang:monotonic_time(microsecond),
+    %% Flags first: that stops the flow of events within a millisecond; removing
+    %% patterns can take much longer on a busy node and no longer matters then.
+    erlang:trace(all, false, [all]),
+    OffUs = erlang:monotonic_time(microsecond) - T0,
+    S0 = stop_tracing(S),
+    Detail = iolist_to_binary([Detail0, io_lib:format("; tracing off ~b us after detection", [OffUs])]),
+    S1 = flush(S0#st{trace_off_us = OffUs}),
     Trip = {es_trip, erlang:monotonic_time(nanosecond), Reason, Detail},
     Seq = S1#st.seq + 1,
     %% The trip notice is small and must arrive: it is queued even past the byte limit.
@@ -235,6 +260,7 @@ trip(Reason, Detail, S) ->
     rearm(drain_pending(S2)).
 
 stop_tracing(S) ->
+    erlang:trace(all, false, [all]),
     S1 = case S#st.watcher of
              undefined ->
                  elixirscope_module_watch:clear(),
@@ -272,7 +298,9 @@ enqueue(Bin, Seq, Events, S) ->
     case S1#st.pending_bytes + Size =< S1#st.max_buffer of
         true ->
             drain_pending(S1#st{seq = Seq, pending = queue:in(Bin, S1#st.pending),
-                                pending_bytes = S1#st.pending_bytes + Size});
+                                pending_bytes = S1#st.pending_bytes + Size,
+                                bytes_window = S1#st.bytes_window + Size,
+                                bytes_sent = S1#st.bytes_sent + Size});
         false ->
             S1#st{dropped = S1#st.dropped + Events}
     end.
@@ -312,6 +340,7 @@ control({es_ack, Seq}, S) when is_integer(Seq) ->
     [From ! {Ref, ok} || {_, From, Ref} <- Done],
     drain_pending(S#st{acked = Acked, syncs = Waiting});
 control({es_stop}, S) -> stop(none, S);
+control({es_lease}, S) -> S;
 control(_, S) -> S.
 
 setup_done(Setup, S) ->
@@ -338,14 +367,34 @@ module_loaded(Ts, M, Applied, StateInfo, S) ->
 
 housekeeping(S) ->
     erlang:send_after(100, self(), es_housekeeping),
+    Now = erlang:monotonic_time(millisecond),
     S1 = case S#st.run_mode andalso not S#st.at_exit of
              true -> register_at_exit(S);
              false -> S
          end,
-    case S1#st.tripped of
-        false -> budget(S1#st{since_check = S1#st.check_every});
-        _ -> S1
+    S2 = status(Now, S1),
+    case is_integer(S2#st.lease_ms) andalso Now - S2#st.last_heard > S2#st.lease_ms of
+        true -> dead_man(lease_expired, S2);
+        false when S2#st.tripped =/= false -> S2;
+        false ->
+            case elixirscope_breaker:check(S2#st.breaker) of
+                {ok, B} -> budget(S2#st{breaker = B, since_check = S2#st.check_every});
+                {trip, Reason, Detail} -> trip(Reason, Detail, S2)
+            end
     end.
+
+%% Budget use, once a second, for the recorder's progress line (not stored).
+status(Now, #st{status_at = At} = S) when Now - At < 1000 -> S;
+status(Now, S) ->
+    {message_queue_len, Backlog} = erlang:process_info(self(), message_queue_len),
+    {memory, Mem} = erlang:process_info(self(), memory),
+    {RunQueue, NodeMem} = elixirscope_breaker:sample(),
+    Status = #{events => S#st.total, dropped => S#st.dropped, backlog => Backlog,
+               tracer_memory => Mem, node_memory => NodeMem, run_queue => RunQueue,
+               waiting_bytes => S#st.pending_bytes, bytes_sent => S#st.bytes_sent,
+               tripped => S#st.tripped},
+    _ = send_frame(term_to_binary({es_status, Status}), S),
+    S#st{status_at = Now}.
 
 %% In run mode, flush everything before an Elixir program halts the VM.
 register_at_exit(S) ->
@@ -428,6 +477,7 @@ stats(S) ->
     #{events => S#st.total, dropped => S#st.dropped, sampled_out => S#st.sampled_out,
       discarded_after_trip => S#st.discarded, batches => S#st.seq,
       waiting_batches => queue:len(S#st.pending),
+      trace_off_us => S#st.trace_off_us, bytes_sent => S#st.bytes_sent,
       tripped => S#st.tripped, max_backlog_seen => S#st.max_backlog_seen,
       duration_ms => erlang:monotonic_time(millisecond) - S#st.started}.
 
@@ -435,8 +485,7 @@ stats(S) ->
 dead_man(_Why, S) ->
     stop_tracing(S),
     catch gen_tcp:close(S#st.sock),
-    Mods = [elixirscope_agent, elixirscope_tracer, elixirscope_trace_setup,
-            elixirscope_snapshot, elixirscope_module_watch],
+    Mods = maps:get(modules, S#st.config, [elixirscope_tracer]),
     [code:delete(M) || M <- Mods],
     spawn(lists, foreach, [fun code:purge/1, Mods]),
     exit(normal).

@@ -13,28 +13,20 @@ use crate::CaptureError;
 use elixirscope_term::{inspect, Term};
 use std::time::Duration;
 
+macro_rules! agent_modules {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../agent/", $name, ".erl")))),*]
+    };
+}
+
 /// Agent modules and their source, in load order.
-pub const MODULES: &[(&str, &str)] = &[
-    (
-        "elixirscope_trace_setup",
-        include_str!("../agent/elixirscope_trace_setup.erl"),
-    ),
-    (
-        "elixirscope_module_watch",
-        include_str!("../agent/elixirscope_module_watch.erl"),
-    ),
-    (
-        "elixirscope_snapshot",
-        include_str!("../agent/elixirscope_snapshot.erl"),
-    ),
-    (
-        "elixirscope_tracer",
-        include_str!("../agent/elixirscope_tracer.erl"),
-    ),
-    (
-        "elixirscope_agent",
-        include_str!("../agent/elixirscope_agent.erl"),
-    ),
+pub const MODULES: &[(&str, &str)] = agent_modules![
+    "elixirscope_trace_setup",
+    "elixirscope_module_watch",
+    "elixirscope_breaker",
+    "elixirscope_snapshot",
+    "elixirscope_tracer",
+    "elixirscope_agent",
 ];
 
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -290,4 +282,26 @@ pub fn charlist_text(t: &Term) -> Option<String> {
         .iter()
         .map(|c| c.as_i64().and_then(|v| char::from_u32(v as u32)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_agent_source_file_is_loaded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("agent");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".erl")
+                    .map(str::to_owned)
+            })
+            .collect();
+        on_disk.sort();
+        let mut loaded: Vec<String> = super::MODULES.iter().map(|(m, _)| m.to_string()).collect();
+        loaded.sort();
+        assert_eq!(on_disk, loaded);
+    }
 }

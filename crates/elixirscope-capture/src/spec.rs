@@ -25,6 +25,12 @@ pub struct Budget {
     pub max_tracer_memory: u64,
     /// Encoded batches waiting for a busy collector, in bytes (beyond it, drop and count).
     pub max_buffer_bytes: u64,
+    /// Encoded event bytes within any one second.
+    pub max_bytes_rate: u64,
+    /// Node stress: total run-queue length sustained for 300 ms.
+    pub max_run_queue: u64,
+    /// Node stress: growth of the node's total memory since capture started, in bytes.
+    pub max_node_memory_growth: u64,
     /// Bytes the session may take on disk.
     pub max_session_bytes: u64,
 }
@@ -47,6 +53,9 @@ pub struct CaptureSpec {
     pub state: Vec<String>,
     /// Registered processes left untraced (code loading traffic is noise for most debugging).
     pub quiet: Vec<String>,
+    /// Dead-man lease: the agent stops and unloads itself after this long without
+    /// hearing from the collector.
+    pub lease_ms: u64,
     pub budget: Budget,
 }
 
@@ -73,50 +82,65 @@ pub const PROFILES: &[(&str, &str)] = &[
 impl CaptureSpec {
     /// The spec of a named profile (`production-light` is an alias of `light`).
     pub fn profile(name: &str) -> Option<CaptureSpec> {
-        #[allow(clippy::too_many_arguments)]
-        let base = |profile: &str,
-                    sample,
-                    monitors,
-                    max_events,
-                    max_rate,
-                    minutes: u64,
-                    backlog,
-                    buffer_mb: u64| {
-            CaptureSpec {
-                profile: profile.to_owned(),
-                procs: true,
-                messages: true,
-                monitors,
-                sample,
-                calls: Vec::new(),
-                state: Vec::new(),
-                quiet: QUIET_BY_DEFAULT.iter().map(|s| s.to_string()).collect(),
-                budget: Budget {
-                    max_events,
-                    max_rate,
-                    max_duration_ms: Some(minutes * 60_000),
-                    max_backlog: backlog,
-                    max_tracer_memory: 256 << 20,
-                    max_buffer_bytes: buffer_mb << 20,
-                    max_session_bytes: 4 << 30,
-                },
-            }
+        const MB: u64 = 1 << 20;
+        let default = CaptureSpec {
+            profile: "default".into(),
+            procs: true,
+            messages: true,
+            monitors: false,
+            sample: 1,
+            calls: Vec::new(),
+            state: Vec::new(),
+            quiet: QUIET_BY_DEFAULT.iter().map(|s| s.to_string()).collect(),
+            lease_ms: 15_000,
+            budget: Budget {
+                max_events: 5_000_000,
+                max_rate: 300_000,
+                max_duration_ms: Some(60 * 60_000),
+                max_backlog: 200_000,
+                max_tracer_memory: 256 * MB,
+                max_session_bytes: 4 << 30,
+                max_buffer_bytes: 16 * MB,
+                max_bytes_rate: 64 * MB,
+                max_run_queue: 1_000,
+                max_node_memory_growth: 512 * MB,
+            },
         };
         Some(match name {
-            "light" | "production-light" => {
-                base("light", 10, false, 500_000, 20_000, 10, 20_000, 4)
-            }
-            "default" => base("default", 1, false, 5_000_000, 300_000, 60, 200_000, 16),
-            "deep-dive" => base(
-                "deep-dive",
-                1,
-                true,
-                50_000_000,
-                2_000_000,
-                120,
-                1_000_000,
-                64,
-            ),
+            "default" => default,
+            "light" | "production-light" => CaptureSpec {
+                profile: "light".into(),
+                sample: 10,
+                budget: Budget {
+                    max_events: 500_000,
+                    max_rate: 20_000,
+                    max_duration_ms: Some(10 * 60_000),
+                    max_backlog: 20_000,
+                    max_tracer_memory: 64 * MB,
+                    max_buffer_bytes: 4 * MB,
+                    max_bytes_rate: 8 * MB,
+                    max_run_queue: 200,
+                    max_node_memory_growth: 128 * MB,
+                    ..default.budget
+                },
+                ..default
+            },
+            "deep-dive" => CaptureSpec {
+                profile: "deep-dive".into(),
+                monitors: true,
+                budget: Budget {
+                    max_events: 50_000_000,
+                    max_rate: 2_000_000,
+                    max_duration_ms: Some(120 * 60_000),
+                    max_backlog: 1_000_000,
+                    max_buffer_bytes: 64 * MB,
+                    max_bytes_rate: 256 * MB,
+                    max_run_queue: 10_000,
+                    max_node_memory_growth: 2048 * MB,
+                    ..default.budget
+                },
+                ..default
+            },
             _ => return None,
         })
     }
@@ -138,6 +162,12 @@ impl CaptureSpec {
             (atom("max_backlog"), int(b.max_backlog)),
             (atom("max_memory"), int(b.max_tracer_memory)),
             (atom("max_buffer_bytes"), int(b.max_buffer_bytes)),
+            (atom("max_bytes_rate"), int(b.max_bytes_rate)),
+            (atom("max_run_queue"), int(b.max_run_queue)),
+            (
+                atom("max_node_memory_growth"),
+                int(b.max_node_memory_growth),
+            ),
         ];
         if let Some(ms) = b.max_duration_ms {
             budget.push((atom("max_duration_ms"), int(ms)));
@@ -167,6 +197,16 @@ impl CaptureSpec {
             ),
             (atom("budget"), Term::Map(budget)),
             (atom("run_mode"), Term::atom(bool_atom(run_mode))),
+            (atom("lease_ms"), int(self.lease_ms)),
+            (
+                atom("modules"),
+                Term::list(
+                    crate::agent::MODULES
+                        .iter()
+                        .map(|(m, _)| Term::atom(*m))
+                        .collect(),
+                ),
+            ),
         ])
     }
 

@@ -34,9 +34,28 @@ pub struct CaptureOpts {
     /// Stop capture if more than N events arrive within one second
     #[arg(long, value_name = "N")]
     pub max_rate: Option<u64>,
+    /// Stop capture if more than N trace messages wait in the tracer's mailbox
+    #[arg(long, value_name = "N")]
+    pub max_backlog: Option<u64>,
+    /// Stop capture if the tracer process uses more than SIZE of memory
+    #[arg(long, value_name = "SIZE")]
+    pub max_tracer_memory: Option<String>,
+    /// Stop capture if more than SIZE of events are produced within one second
+    #[arg(long, value_name = "SIZE")]
+    pub max_bytes_rate: Option<String>,
+    /// Stop capture if the node's run queue stays above N processes for 300 ms
+    #[arg(long, value_name = "N")]
+    pub max_run_queue: Option<u64>,
+    /// Stop capture if the node's memory grows by more than SIZE while capturing
+    #[arg(long, value_name = "SIZE")]
+    pub max_node_memory: Option<String>,
     /// Stop capture when the session takes SIZE on disk (500KB, 100MB, 2GB)
     #[arg(long, value_name = "SIZE")]
     pub max_bytes: Option<String>,
+    /// Dead-man lease: the agent stops tracing and unloads itself if it hears
+    /// nothing from the recorder for DURATION [default: 15s]
+    #[arg(long, value_name = "DURATION")]
+    pub lease: Option<String>,
     /// Stop recording after DURATION (30s, 5m, 1h)
     #[arg(long = "for", value_name = "DURATION")]
     pub duration: Option<String>,
@@ -138,8 +157,27 @@ impl CaptureOpts {
         if let Some(n) = self.max_rate {
             spec.budget.max_rate = n;
         }
-        if let Some(b) = &self.max_bytes {
-            spec.budget.max_session_bytes = parse_size(b)?;
+        let b = &mut spec.budget;
+        if let Some(v) = &self.max_bytes {
+            b.max_session_bytes = parse_size(v)?;
+        }
+        if let Some(n) = self.max_backlog {
+            b.max_backlog = n;
+        }
+        if let Some(v) = &self.max_tracer_memory {
+            b.max_tracer_memory = parse_size(v)?;
+        }
+        if let Some(v) = &self.max_bytes_rate {
+            b.max_bytes_rate = parse_size(v)?;
+        }
+        if let Some(n) = self.max_run_queue {
+            b.max_run_queue = n;
+        }
+        if let Some(v) = &self.max_node_memory {
+            b.max_node_memory_growth = parse_size(v)?;
+        }
+        if let Some(l) = &self.lease {
+            spec.lease_ms = parse_duration(l)?.as_millis().max(1_000) as u64;
         }
         if self.no_messages {
             spec.messages = false;

@@ -152,18 +152,38 @@ impl Recording {
     }
 
     fn progress(&self, started: Instant) {
+        let ing = self.ingestor.lock().expect("ingestor");
+        // Renew the agents' lease: silence would make them stop and unload.
+        for a in self.agents.lock().expect("agents").values() {
+            let _ = a.lease();
+        }
         if !std::io::stderr().is_terminal() {
             return;
         }
-        let ing = self.ingestor.lock().expect("ingestor");
         let m = ing.meta();
-        eprint!(
-            "\rrecording {}: {} events, {} dropped, {:.0}s (Ctrl-C to stop)   ",
+        let mut line = format!(
+            "\rrecording {}: {} events stored, {} dropped, {:.0}s",
             m.name,
             ing.total_events(),
             m.dropped,
             started.elapsed().as_secs_f64()
         );
+        for status in ing.statuses().values() {
+            let get = |k: &str| {
+                status
+                    .map_get(&Term::atom(k))
+                    .and_then(Term::as_i64)
+                    .unwrap_or(0)
+            };
+            line.push_str(&format!(
+                " | backlog {}, tracer {} KB, node {} MB, run queue {}",
+                get("backlog"),
+                get("tracer_memory") / 1024,
+                get("node_memory") >> 20,
+                get("run_queue")
+            ));
+        }
+        eprint!("{line} (Ctrl-C to stop)   ");
     }
 
     /// Waits for the agent's goodbye (or its connection closing) after a stop.

@@ -222,7 +222,7 @@ fn records_state_messages_crashes_calls_and_detaches_cleanly() {
     // Nothing of ElixirScope is left on the node.
     let left = node.eval(
         "{erlang:trace_info(new_processes, flags), \
-          length([P || P <- erlang:processes(), element(2, erlang:trace_info(P, flags)) =/= []]), \
+          length([P || P <- erlang:processes(), case erlang:trace_info(P, flags) of {flags, [_ | _]} -> true; _ -> false end]), \
           erlang:trace_info({'Elixir.TestApp.Math', square, 1}, traced), \
           erlang:trace_info({'Elixir.TestApp.Counter', handle_call, 3}, traced), \
           [M || M <- [elixirscope_agent, elixirscope_tracer, elixirscope_trace_setup, \
@@ -332,7 +332,7 @@ fn killing_the_collector_leaves_the_node_clean_and_keeps_what_was_acknowledged()
     for _ in 0..50 {
         left = node.eval(
             "{erlang:trace_info(new_processes, flags), \
-              length([P || P <- erlang:processes(), element(2, erlang:trace_info(P, flags)) =/= []]), \
+              length([P || P <- erlang:processes(), case erlang:trace_info(P, flags) of {flags, [_ | _]} -> true; _ -> false end]), \
               erlang:trace_info({'Elixir.TestApp.Counter', handle_call, 3}, traced), \
               code:is_loaded(elixirscope_tracer), whereis(elixirscope_tracer)}",
         );

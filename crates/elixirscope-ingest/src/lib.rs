@@ -36,6 +36,7 @@ pub struct Ingestor {
     state: translate::State,
     last_meta: Instant,
     finished_nodes: Vec<String>,
+    statuses: HashMap<String, Term>,
 }
 
 impl Ingestor {
@@ -50,6 +51,7 @@ impl Ingestor {
             state: translate::State::default(),
             last_meta: Instant::now(),
             finished_nodes: Vec::new(),
+            statuses: HashMap::new(),
         }
     }
 
@@ -71,6 +73,11 @@ impl Ingestor {
     /// Whether any node tripped its budget.
     pub fn tripped(&self) -> bool {
         !self.meta.trips.is_empty()
+    }
+
+    /// The latest budget use each agent reported.
+    pub fn statuses(&self) -> &HashMap<String, Term> {
+        &self.statuses
     }
 
     /// Nodes that said goodbye (finished cleanly).
@@ -262,6 +269,10 @@ impl Sink for Ingestor {
         }
         self.finished_nodes.push(node.to_owned());
         self.maybe_write_meta(true);
+    }
+
+    fn status(&mut self, node: &str, status: &Term) {
+        self.statuses.insert(node.to_owned(), status.clone());
     }
 
     fn problem(&mut self, node: &str, what: &str) {

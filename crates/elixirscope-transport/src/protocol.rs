@@ -5,9 +5,12 @@
 //!   (OTP release, monotonic clock and time offset in ns, scheduler count ...);
 //! - `{es_batch, Seq, DroppedSoFar, Events}`: `Seq` counts up from 1 without gaps,
 //!   `DroppedSoFar` is the agent's running total of events it had to drop;
-//! - `{es_bye, Seq, Stats}`: last frame after a stop.
+//! - `{es_bye, Seq, Stats}`: last frame after a stop;
+//! - `{es_status, Map}`: budget use once a second (not stored).
 //!
-//! Collector to agent: `{es_welcome}`, `{es_reject, Reason}`, `{es_ack, Seq}`, `{es_stop}`.
+//! Collector to agent: `{es_welcome}`, `{es_reject, Reason}`, `{es_ack, Seq}`,
+//! `{es_stop}`, and `{es_lease}` once a second (silence for the lease time makes
+//! the agent stop tracing and unload itself).
 
 use elixirscope_term::view::{Elements, View};
 use elixirscope_term::{encode, DecodeError, Term};
@@ -37,6 +40,7 @@ pub enum AgentFrame<'a> {
         seq: u64,
         stats: Term,
     },
+    Status(Term),
 }
 
 /// Why a frame is not a valid agent frame.
@@ -106,6 +110,13 @@ pub fn decode_agent_frame(payload: &[u8]) -> Result<AgentFrame<'_>, ProtocolErro
             .to_term()?;
         return Ok(AgentFrame::Bye { seq, stats });
     }
+    if tag.is_atom("es_status") && items.len() == 1 {
+        let status = items
+            .next()
+            .ok_or(ProtocolError::Shape("status"))?
+            .to_term()?;
+        return Ok(AgentFrame::Status(status));
+    }
     Err(ProtocolError::Shape("unknown frame tag"))
 }
 
@@ -128,6 +139,11 @@ pub fn ack(seq: u64) -> Vec<u8> {
         Term::atom("es_ack"),
         Term::Integer(seq as i64),
     ]))
+}
+
+/// `{es_lease}`.
+pub fn lease() -> Vec<u8> {
+    encode(&Term::Tuple(vec![Term::atom("es_lease")]))
 }
 
 /// `{es_stop}`.

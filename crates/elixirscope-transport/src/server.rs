@@ -37,6 +37,8 @@ pub trait Sink: Send {
     fn bye(&mut self, node: &str, stats: &Term);
     /// A protocol problem worth recording (sequence gap, malformed frame ...).
     fn problem(&mut self, node: &str, what: &str);
+    /// The agent's budget use (events, backlog, memory ...); not stored.
+    fn status(&mut self, _node: &str, _status: &Term) {}
 }
 
 /// What happened to agent connections.
@@ -64,6 +66,11 @@ pub struct AgentHandle {
 }
 
 impl AgentHandle {
+    /// Renews the agent's lease (it stops itself when the collector goes silent).
+    pub fn lease(&self) -> io::Result<()> {
+        self.send(&protocol::lease())
+    }
+
     /// Asks the agent to stop tracing, flush and say goodbye.
     pub fn stop(&self) -> io::Result<()> {
         let mut s = self.stream.lock().expect("agent stream");
@@ -247,6 +254,7 @@ fn serve<S: Sink>(
                 clean = true;
                 let _ = handle.send(&protocol::ack(seq));
             }
+            AgentFrame::Status(status) => sink.lock().expect("sink").status(&node, &status),
             AgentFrame::Hello(_) => {
                 sink.lock()
                     .expect("sink")

@@ -1,0 +1,166 @@
+//! Production safety against a real node: a flood far beyond the budget trips
+//! the capture quickly while the node keeps answering and its memory stays
+//! bounded; the capture records why and how fast tracing went off.
+
+mod common;
+
+use common::{fixture, require_beam, stderr, unique, BeamNode, Home};
+use std::process::{Command, Stdio};
+
+/// Tracer memory budget given to the capture, and the slack allowed on top of it
+/// for everything else the agent holds (code, snapshot, queued batches).
+const TRACER_BUDGET: u64 = 32 << 20;
+const SLACK: u64 = 16 << 20;
+
+#[test]
+fn a_flood_trips_the_capture_while_the_node_keeps_answering() {
+    require_beam();
+    let home = Home::new();
+    let node = BeamNode::elixir(
+        "flood",
+        &[fixture("flood.ex")],
+        "Flood.start(4); Process.sleep(:infinity)",
+    );
+
+    // A probe outside the node: RPC latency and memory every 10 ms.
+    let probe_dir = tempfile::tempdir().unwrap();
+    let ok = Command::new("erlc")
+        .arg("-o")
+        .arg(probe_dir.path())
+        .arg(fixture("probe.erl"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let probe = Command::new("erl")
+        .args([
+            "-noshell",
+            "-sname",
+            &format!("{}@localhost", unique("probe")),
+        ])
+        .args(["-setcookie", &node.cookie, "-pa"])
+        .arg(probe_dir.path())
+        .args(["-run", "probe", "main", &node.name, "6"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let out = home.run(&[
+        "record",
+        &node.name,
+        "--cookie",
+        &node.cookie,
+        "--session",
+        "flood",
+        "--profile",
+        "light",
+        "--max-tracer-memory",
+        "32MB",
+        "--for",
+        "4s",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let probed = probe.wait_with_output().unwrap();
+    let figures: Vec<u64> = String::from_utf8_lossy(&probed.stdout)
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [max_latency_us, min_memory, max_memory, samples] = figures[..] else {
+        panic!(
+            "probe printed {:?}",
+            String::from_utf8_lossy(&probed.stdout)
+        )
+    };
+    assert!(samples > 100, "{samples} probe samples");
+
+    // The capture tripped, said why, and said how fast tracing went off.
+    let o = home.json(&["show", "flood"]);
+    assert_eq!(o["status"], "tripped", "{o}");
+    let trip = &o["trips"][0];
+    let detail = trip["detail"].as_str().unwrap();
+    let off_us: u64 = detail
+        .split("tracing off ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no trace-off time in {detail}"));
+    eprintln!(
+        "flood: tripped on {} ({detail}); \
+         node memory {min_memory}..{max_memory} bytes (+{} KB); max RPC latency {} ms over {samples} samples",
+        trip["reason"],
+        (max_memory - min_memory) / 1024,
+        max_latency_us / 1000
+    );
+    assert!(off_us < 100_000, "tracing took {off_us} us to go off");
+    assert!(
+        max_latency_us < 100_000,
+        "an RPC took {} ms",
+        max_latency_us / 1000
+    );
+    assert!(
+        max_memory - min_memory < TRACER_BUDGET + SLACK,
+        "node memory grew by {} bytes",
+        max_memory - min_memory
+    );
+
+    // And nothing is left behind.
+    let left = node.eval(
+        "{erlang:trace_info(new_processes, flags), \
+          length([P || P <- erlang:processes(), case erlang:trace_info(P, flags) of {flags, [_ | _]} -> true; _ -> false end]), \
+          code:is_loaded(elixirscope_tracer)}",
+    );
+    assert_eq!(left, "{{flags,[]},0,false}");
+}
+
+#[test]
+fn a_silent_recorder_loses_its_lease_and_the_agent_leaves() {
+    require_beam();
+    let home = Home::new();
+    let node = BeamNode::elixir("lease", &[], "Process.sleep(:infinity)");
+    let mut rec = home
+        .cmd(&[
+            "record",
+            &node.name,
+            "--cookie",
+            &node.cookie,
+            "--session",
+            "lease",
+            "--lease",
+            "2s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let loaded = |n: &BeamNode| n.eval("code:is_loaded(elixirscope_tracer) =/= false");
+    let mut up = false;
+    for _ in 0..100 {
+        if loaded(&node) == "true" {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Freeze the recorder: its connection stays open but it says nothing.
+    let pid = rec.id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let mut gone = false;
+    if up {
+        for _ in 0..60 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if loaded(&node) == "false" {
+                gone = true;
+                break;
+            }
+        }
+    }
+    let flags = node.eval("{erlang:trace_info(new_processes, flags), length([P || P <- erlang:processes(), case erlang:trace_info(P, flags) of {flags, [_ | _]} -> true; _ -> false end])}");
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    let _ = rec.wait();
+    assert!(up, "capture never started");
+    assert!(
+        gone,
+        "the agent was still loaded 6 s after its 2 s lease ran out"
+    );
+    assert_eq!(flags, "{{flags,[]},0}");
+}
