@@ -35,7 +35,7 @@
              tripped = false, watcher, syncs = [], state_mods = #{},
              breaker, lease_ms = 15000, last_heard = 0, status_at = 0,
              bytes_window = 0, max_bytes_rate = infinity, bytes_sent = 0,
-             trace_off_us,
+             trace_off_us, redact = off,
              run_mode = false, at_exit = false, started}).
 
 start(Config, Caller) ->
@@ -99,6 +99,7 @@ ready(Config, Caller, Sock, Token) ->
             max_buffer = maps:get(max_buffer_bytes, Budget, 8388608),
             max_bytes_rate = maps:get(max_bytes_rate, Budget, infinity),
             breaker = elixirscope_breaker:new(Budget),
+            redact = elixirscope_redact:new(maps:get(redact, Config, false)),
             lease_ms = maps:get(lease_ms, Config, 15000),
             last_heard = Now, status_at = Now,
             max_events = maps:get(max_events, Budget, infinity),
@@ -121,7 +122,7 @@ loop(S) ->
     end.
 
 handle(Msg, S) when element(1, Msg) =:= trace_ts -> trace_event(Msg, S);
-handle({es_events, Evs}, S) -> lists:foldl(fun accept/2, S, Evs);
+handle({es_events, Evs}, S) -> agent_events(Evs, S);
 handle({tcp, _, Bin}, S) ->
     control(catch binary_to_term(Bin, [safe]),
             S#st{last_heard = erlang:monotonic_time(millisecond)});
@@ -138,7 +139,8 @@ handle({es_module_loaded, Ts, M, Applied, StateInfo}, S) -> module_loaded(Ts, M,
 handle({es_stop, From}, S) -> stop(From, S);
 handle({es_status, From, Ref}, S) -> From ! {Ref, stats(S)}, S;
 handle({es_flush_sync, From, Ref}, S) ->
-    S1 = flush(S),
+    %% The program is about to halt: the last status carries the final counts.
+    S1 = flush(status(infinity, S)),
     Seq = S1#st.seq + 1,
     S2 = enqueue(term_to_binary({es_batch, Seq, S1#st.dropped, []}), Seq, 0, S1),
     case S2#st.seq of
@@ -147,6 +149,10 @@ handle({es_flush_sync, From, Ref}, S) ->
     end;
 handle({'EXIT', _, _}, S) -> S;
 handle(_Other, S) -> S.
+
+%% Events the agent itself produced (start snapshot, states read at start).
+agent_events(Evs, S) ->
+    lists:foldl(fun(E, Acc) -> accept(elixirscope_redact:event(E, Acc#st.redact), Acc) end, S, Evs).
 
 %% Trace messages.
 trace_event(_Msg, #st{tripped = T} = S) when T =/= false ->
@@ -172,7 +178,7 @@ trace_event_foreign(Msg, S) ->
 %% Messages are sampled by content (so both sides of a message agree), calls by
 %% process (so call stacks stay whole). Callbacks of modules whose state was
 %% asked for, lifecycle events, exceptions and agent events are always kept.
-sample(Msg, #st{sample = 1} = S) -> accept(Msg, S);
+sample(Msg, #st{sample = 1} = S) -> accept(elixirscope_redact:event(Msg, S#st.redact), S);
 sample(Msg, #st{sample = N, state_mods = SM} = S) ->
     Keep = case Msg of
                {trace_ts, _, send, M, _, _} -> erlang:phash2(M, N) =:= 0;
@@ -184,7 +190,7 @@ sample(Msg, #st{sample = N, state_mods = SM} = S) ->
                _ -> true
            end,
     case Keep of
-        true -> accept(Msg, S);
+        true -> accept(elixirscope_redact:event(Msg, S#st.redact), S);
         false -> S#st{sampled_out = S#st.sampled_out + 1}
     end.
 
@@ -384,15 +390,16 @@ housekeeping(S) ->
     end.
 
 %% Budget use, once a second, for the recorder's progress line (not stored).
-status(Now, #st{status_at = At} = S) when Now - At < 1000 -> S;
-status(Now, S) ->
+status(Now, #st{status_at = At} = S) when is_integer(Now), Now - At < 1000 -> S;
+status(Now0, S) ->
+    Now = case Now0 of infinity -> erlang:monotonic_time(millisecond); _ -> Now0 end,
     {message_queue_len, Backlog} = erlang:process_info(self(), message_queue_len),
     {memory, Mem} = erlang:process_info(self(), memory),
     {RunQueue, NodeMem} = elixirscope_breaker:sample(),
     Status = #{events => S#st.total, dropped => S#st.dropped, backlog => Backlog,
                tracer_memory => Mem, node_memory => NodeMem, run_queue => RunQueue,
                waiting_bytes => S#st.pending_bytes, bytes_sent => S#st.bytes_sent,
-               tripped => S#st.tripped},
+               tripped => S#st.tripped, redactions => elixirscope_redact:counts()},
     _ = send_frame(term_to_binary({es_status, Status}), S),
     S#st{status_at = Now}.
 
@@ -457,7 +464,7 @@ drain(Ref, S) ->
         {trace_delivered, all, Ref} -> S;
         Msg when element(1, Msg) =:= trace_ts ->
             drain(Ref, trace_event(Msg, S));
-        {es_events, Evs} -> drain(Ref, lists:foldl(fun accept/2, S, Evs))
+        {es_events, Evs} -> drain(Ref, agent_events(Evs, S))
     after 5000 -> S
     end.
 
@@ -478,6 +485,7 @@ stats(S) ->
       discarded_after_trip => S#st.discarded, batches => S#st.seq,
       waiting_batches => queue:len(S#st.pending),
       trace_off_us => S#st.trace_off_us, bytes_sent => S#st.bytes_sent,
+      redactions => elixirscope_redact:counts(),
       tripped => S#st.tripped, max_backlog_seen => S#st.max_backlog_seen,
       duration_ms => erlang:monotonic_time(millisecond) - S#st.started}.
 

@@ -24,6 +24,7 @@ pub const MODULES: &[(&str, &str)] = agent_modules![
     "elixirscope_trace_setup",
     "elixirscope_module_watch",
     "elixirscope_breaker",
+    "elixirscope_redact",
     "elixirscope_snapshot",
     "elixirscope_tracer",
     "elixirscope_agent",

@@ -56,7 +56,94 @@ pub struct CaptureSpec {
     /// Dead-man lease: the agent stops and unloads itself after this long without
     /// hearing from the collector.
     pub lease_ms: u64,
+    pub redact: Redaction,
     pub budget: Budget,
+}
+
+/// What the agent redacts on the node before anything leaves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Redaction {
+    /// Off only when whoever configures the capture says so (recorded in the session).
+    pub enabled: bool,
+    /// Values under keys containing one of these names (case-insensitive).
+    pub keys: Vec<String>,
+    /// Structs (module atoms) whose fields are all redacted.
+    pub structs: Vec<String>,
+    /// Argument positions (1-based) of specific functions.
+    pub args: Vec<(CallPattern, Vec<u8>)>,
+    /// Card-number-like strings (13-19 digits passing the Luhn check).
+    pub cards: bool,
+    /// Strings matching these regular expressions (Erlang `re` syntax).
+    pub values: Vec<String>,
+}
+
+/// Keys whose values are redacted by default.
+pub const SECRET_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "session",
+    "private_key",
+    "credential",
+    "passphrase",
+];
+
+impl Default for Redaction {
+    fn default() -> Self {
+        Redaction {
+            enabled: true,
+            keys: SECRET_KEYS.iter().map(|k| k.to_string()).collect(),
+            structs: Vec::new(),
+            args: Vec::new(),
+            cards: true,
+            values: Vec::new(),
+        }
+    }
+}
+
+impl Redaction {
+    /// The agent's `redact` config: a map, or `false` when disabled.
+    fn to_term(&self) -> Term {
+        if !self.enabled {
+            return Term::atom("false");
+        }
+        let args = self
+            .args
+            .iter()
+            .filter_map(|(p, positions)| {
+                Some(Term::Tuple(vec![
+                    Term::atom(&p.module),
+                    Term::atom(p.function.as_deref()?),
+                    Term::Integer(p.arity? as i64),
+                    Term::list(positions.iter().map(|i| Term::Integer(*i as i64)).collect()),
+                ]))
+            })
+            .collect();
+        Term::Map(vec![
+            (
+                Term::atom("keys"),
+                Term::list(self.keys.iter().map(|k| Term::string(k)).collect()),
+            ),
+            (
+                Term::atom("structs"),
+                Term::list(self.structs.iter().map(Term::atom).collect()),
+            ),
+            (Term::atom("args"), Term::list(args)),
+            (
+                Term::atom("cards"),
+                Term::atom(if self.cards { "true" } else { "false" }),
+            ),
+            (
+                Term::atom("values"),
+                Term::list(self.values.iter().map(|v| Term::string(v)).collect()),
+            ),
+        ])
+    }
 }
 
 /// Processes left untraced unless asked for: the code server and the primitive
@@ -93,6 +180,7 @@ impl CaptureSpec {
             state: Vec::new(),
             quiet: QUIET_BY_DEFAULT.iter().map(|s| s.to_string()).collect(),
             lease_ms: 15_000,
+            redact: Redaction::default(),
             budget: Budget {
                 max_events: 5_000_000,
                 max_rate: 300_000,
@@ -198,6 +286,7 @@ impl CaptureSpec {
             (atom("budget"), Term::Map(budget)),
             (atom("run_mode"), Term::atom(bool_atom(run_mode))),
             (atom("lease_ms"), int(self.lease_ms)),
+            (atom("redact"), self.redact.to_term()),
             (
                 atom("modules"),
                 Term::list(

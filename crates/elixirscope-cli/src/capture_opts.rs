@@ -62,6 +62,22 @@ pub struct CaptureOpts {
     /// Do not record messages (lifecycle, calls and states only)
     #[arg(long)]
     pub no_messages: bool,
+    /// Also redact values under keys containing NAME (besides password, secret,
+    /// token, authorization, cookie, session, api_key, private_key ...); repeatable
+    #[arg(long = "redact-key", value_name = "NAME")]
+    pub redact_key: Vec<String>,
+    /// Redact every field of this struct (MyApp.User); repeatable
+    #[arg(long = "redact-struct", value_name = "MODULE")]
+    pub redact_struct: Vec<String>,
+    /// Redact arguments of a function by position, e.g. MyApp.Auth.login/2=2; repeatable
+    #[arg(long = "redact-arg", value_name = "MFA=POS")]
+    pub redact_arg: Vec<String>,
+    /// Redact strings matching this regular expression; repeatable
+    #[arg(long = "redact-value", value_name = "REGEX")]
+    pub redact_value: Vec<String>,
+    /// Turn redaction off: secrets leave the node as they are (recorded in the session)
+    #[arg(long)]
+    pub no_redact: bool,
     /// Also trace the code server and loader (left out by default: they pass whole
     /// .beam files around while modules load)
     #[arg(long)]
@@ -117,6 +133,32 @@ pub fn parse_size(text: &str) -> Result<u64, Failure> {
         return Err(bad());
     }
     Ok((n * scale as f64) as u64)
+}
+
+/// Parses `MyApp.Auth.login/2=2` or `auth:login/2=1,2` into a pattern and positions.
+pub fn parse_redact_arg(text: &str) -> Result<(CallPattern, Vec<u8>), Failure> {
+    let bad = || {
+        Failure::from(format!(
+        "invalid --redact-arg '{text}': write Module.function/arity=POSITIONS, e.g. MyApp.Auth.login/2=2"
+    ))
+    };
+    let (pattern, positions) = text.rsplit_once('=').ok_or_else(bad)?;
+    let pattern = CallPattern::parse(pattern)?;
+    let arity = match (&pattern.function, pattern.arity) {
+        (Some(_), Some(a)) => a,
+        _ => return Err(bad()),
+    };
+    let positions: Vec<u8> = positions
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p >= 1 && *p <= arity)
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    Ok((pattern, positions))
 }
 
 /// Parses `30s`, `5m`, `1h`, `1.5s`.
@@ -176,6 +218,17 @@ impl CaptureOpts {
         if let Some(v) = &self.max_node_memory {
             b.max_node_memory_growth = parse_size(v)?;
         }
+        let r = &mut spec.redact;
+        r.enabled = !self.no_redact;
+        r.keys
+            .extend(self.redact_key.iter().map(|k| k.to_lowercase()));
+        for m in &self.redact_struct {
+            r.structs.push(parse_atom_target(m)?);
+        }
+        for a in &self.redact_arg {
+            r.args.push(parse_redact_arg(a)?);
+        }
+        r.values.extend(self.redact_value.iter().cloned());
         if let Some(l) = &self.lease {
             spec.lease_ms = parse_duration(l)?.as_millis().max(1_000) as u64;
         }
@@ -203,6 +256,21 @@ impl CaptureOpts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_args() {
+        let (p, pos) = parse_redact_arg("MyApp.Auth.login/2=2").ok().unwrap();
+        assert_eq!((p.module.as_str(), pos), ("Elixir.MyApp.Auth", vec![2]));
+        assert!(parse_redact_arg("auth:login/2=1,2").is_ok());
+        for bad in [
+            "MyApp.Auth.login/2",
+            "MyApp.Auth.login/2=3",
+            "MyApp.Auth._/_=1",
+            "x=1",
+        ] {
+            assert!(parse_redact_arg(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes() {

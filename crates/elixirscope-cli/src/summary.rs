@@ -115,6 +115,18 @@ pub fn overview_text(o: &Overview) -> String {
         }
     }
     out.push_str(&format!("  dropped by the agent: {}\n", o.dropped));
+    if !o.redaction {
+        out.push_str("  redaction: OFF (values left the node as they were)\n");
+    } else if o.redactions.is_empty() {
+        out.push_str("  redacted on the node: nothing matched\n");
+    } else {
+        let r: Vec<String> = o
+            .redactions
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        out.push_str(&format!("  redacted on the node: {}\n", r.join(", ")));
+    }
     if o.trips.is_empty() {
         out.push_str("  trips: none\n");
     }

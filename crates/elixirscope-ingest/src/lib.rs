@@ -177,6 +177,20 @@ impl Ingestor {
     }
 }
 
+impl Ingestor {
+    /// Keeps the agent's per-rule redaction counts (they only grow).
+    fn note_redactions(&mut self, report: &Term) {
+        if let Some(Term::Map(counts)) = report.map_get(&Term::atom("redactions")) {
+            for (rule, n) in counts {
+                if let (Some(rule), Some(n)) = (rule.as_atom(), n.as_i64()) {
+                    let slot = self.meta.redactions.entry(rule.to_owned()).or_default();
+                    *slot = (*slot).max(n.max(0) as u64);
+                }
+            }
+        }
+    }
+}
+
 fn meta_session_cap(meta: &SessionMeta) -> u64 {
     meta.capture
         .pointer("/budget/max_session_bytes")
@@ -229,6 +243,7 @@ impl Sink for Ingestor {
     }
 
     fn bye(&mut self, node: &str, stats: &Term) {
+        self.note_redactions(stats);
         if let Some(ctx) = self.nodes.get_mut(node) {
             // The goodbye repeats the totals, in case a batch that carried them was lost.
             let dropped = stats
@@ -272,6 +287,7 @@ impl Sink for Ingestor {
     }
 
     fn status(&mut self, node: &str, status: &Term) {
+        self.note_redactions(status);
         self.statuses.insert(node.to_owned(), status.clone());
     }
 

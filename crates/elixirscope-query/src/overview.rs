@@ -50,6 +50,10 @@ pub struct Overview {
     pub stateful: Vec<String>,
     pub crashes: Vec<Crash>,
     pub dropped: u64,
+    /// Whether the agent redacted secrets on the node.
+    pub redaction: bool,
+    /// Values redacted per rule.
+    pub redactions: BTreeMap<String, u64>,
     pub trips: Vec<Trip>,
     pub problems: Vec<String>,
 }
@@ -156,6 +160,12 @@ impl Session {
             stateful,
             crashes,
             dropped: meta.dropped,
+            redaction: meta
+                .capture
+                .pointer("/redact/enabled")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+            redactions: meta.redactions.clone(),
             trips: meta.trips.clone(),
             problems: self.problems(),
         }

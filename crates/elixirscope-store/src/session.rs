@@ -120,6 +120,9 @@ pub struct SessionMeta {
     pub trips: Vec<Trip>,
     /// Events the agent dropped (never silently: each drop is also an event).
     pub dropped: u64,
+    /// Values redacted on the node, per rule (never the values themselves).
+    #[serde(default)]
+    pub redactions: BTreeMap<String, u64>,
     /// Stored events per kind.
     pub counts: BTreeMap<String, u64>,
     pub events: u64,
@@ -144,6 +147,7 @@ impl SessionMeta {
             stop_reason: None,
             trips: Vec::new(),
             dropped: 0,
+            redactions: BTreeMap::new(),
             counts: BTreeMap::new(),
             events: 0,
             bytes: 0,
