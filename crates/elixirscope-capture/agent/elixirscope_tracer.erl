@@ -36,7 +36,7 @@
              breaker, lease_ms = 15000, last_heard = 0, status_at = 0,
              bytes_window = 0, max_bytes_rate = infinity, bytes_sent = 0,
              trace_off_us, redact = off,
-             run_mode = false, at_exit = false, started}).
+             run_mode = false, started}).
 
 start(Config, Caller) ->
     spawn(fun() -> init(Config, Caller) end).
@@ -90,7 +90,7 @@ ready(Config, Caller, Sock, Token) ->
         Ms -> erlang:send_after(Ms, self(), es_duration)
     end,
     MaxRate = maps:get(max_rate, Budget, infinity),
-    S = #st{config = Config, sock = Sock, token = Token,
+    S0 = #st{config = Config, sock = Sock, token = Token,
             own = #{self() => true, Caller => true},
             sample = max(1, maps:get(sample, Config, 1)),
             batch_max = maps:get(batch_max, Config, 2000),
@@ -114,6 +114,11 @@ ready(Config, Caller, Sock, Token) ->
             window_start = Now, started = Now},
     Caller ! {elixirscope_tracer_ready, self()},
     erlang:send_after(100, self(), es_housekeeping),
+    Watcher = case S0#st.run_mode of
+                  true -> [{watch_for_elixir(self()), true}];
+                  false -> []
+              end,
+    S = S0#st{own = maps:merge(S0#st.own, maps:from_list(Watcher))},
     loop(S).
 
 loop(S) ->
@@ -374,11 +379,7 @@ module_loaded(Ts, M, Applied, StateInfo, S) ->
 housekeeping(S) ->
     erlang:send_after(100, self(), es_housekeeping),
     Now = erlang:monotonic_time(millisecond),
-    S1 = case S#st.run_mode andalso not S#st.at_exit of
-             true -> register_at_exit(S);
-             false -> S
-         end,
-    S2 = status(Now, S1),
+    S2 = status(Now, S),
     case is_integer(S2#st.lease_ms) andalso Now - S2#st.last_heard > S2#st.lease_ms of
         true -> dead_man(lease_expired, S2);
         false when S2#st.tripped =/= false -> S2;
@@ -403,17 +404,29 @@ status(Now0, S) ->
     _ = send_frame(term_to_binary({es_status, Status}), S),
     S#st{status_at = Now}.
 
-%% In run mode, flush everything before an Elixir program halts the VM.
-register_at_exit(S) ->
+%% In run mode, flush everything before an Elixir program halts the VM: a small
+%% process (independent of the tracer's backlog) watches for Elixir's config
+%% table and registers an at-exit hook as soon as it exists.
+watch_for_elixir(Tracer) ->
+    spawn(fun() ->
+                  erlang:trace(self(), false, [all]),
+                  watch_for_elixir(Tracer, 12000)
+          end).
+
+watch_for_elixir(_Tracer, 0) -> ok;
+watch_for_elixir(Tracer, Tries) ->
     case ets:info(elixir_config, size) of
-        undefined -> S;
+        undefined ->
+            receive after 5 -> ok end,
+            watch_for_elixir(Tracer, Tries - 1);
         _ ->
-            Tracer = self(),
-            spawn(fun() ->
-                          erlang:trace(self(), false, [all]),
-                          catch 'Elixir.System':at_exit(fun(_) -> flush_sync(Tracer, 5000) end)
-                  end),
-            S#st{at_exit = true}
+            %% The table can exist a moment before Elixir's config server runs.
+            case catch 'Elixir.System':at_exit(fun(_) -> flush_sync(Tracer, 5000) end) of
+                ok -> ok;
+                _ ->
+                    receive after 5 -> ok end,
+                    watch_for_elixir(Tracer, Tries - 1)
+            end
     end.
 
 %% Waits until every trace message generated so far is acknowledged by the

@@ -82,6 +82,26 @@ enum Command {
     Snapshot(queries::AtArgs),
     /// Step to the next (or previous) events of a process from a moment
     Step(queries::StepArgs),
+    /// The audit log of captures and views: check it for tampering, or list it
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every entry's hash chain; names the first entry modified, removed or reordered
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List audit entries
+    Show {
+        /// Only the last N entries
+        #[arg(long, value_name = "N")]
+        last: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options shared by commands that print results.
@@ -128,6 +148,8 @@ fn main() -> ExitCode {
         Command::Tree(a) => queries::tree(&home, &a),
         Command::Snapshot(a) => queries::snapshot(&home, &a),
         Command::Step(a) => queries::step(&home, &a),
+        Command::Audit(AuditCommand::Verify { json }) => queries::audit_verify(&home, json),
+        Command::Audit(AuditCommand::Show { last, json }) => queries::audit_show(&home, last, json),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -108,8 +108,17 @@ pub struct StepArgs {
     pub out: OutputOpts,
 }
 
-fn open(home: &Path, name: &str) -> Result<Session, Failure> {
-    Ok(Session::open(home, name)?)
+/// Opens a session for a query, recording the view in the audit log.
+fn open(home: &Path, name: &str, query: &str) -> Result<Session, Failure> {
+    let session = Session::open(home, name)?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    elixirscope_store::audit::record(
+        home,
+        "view",
+        session.name(),
+        serde_json::json!({ "query": query, "args": args }),
+    )?;
+    Ok(session)
 }
 
 /// Prints `value` as JSON or `text`, then any damage; returns the exit status.
@@ -219,13 +228,13 @@ pub fn sessions(home: &Path, json: bool) -> Result<u8, Failure> {
 }
 
 pub fn show(home: &Path, name: &str, json: bool) -> Result<u8, Failure> {
-    let s = open(home, name)?;
+    let s = open(home, name, "show")?;
     let o = s.overview(10);
     emit(&s, json, &o, || summary::overview_text(&o))
 }
 
 pub fn events(home: &Path, a: &EventsArgs) -> Result<u8, Failure> {
-    let s = open(home, &a.session)?;
+    let s = open(home, &a.session, "events")?;
     let mut f = EventFilter {
         limit: a.limit,
         last: a.last,
@@ -280,7 +289,7 @@ pub fn events(home: &Path, a: &EventsArgs) -> Result<u8, Failure> {
 }
 
 pub fn state(home: &Path, a: &ProcAtArgs) -> Result<u8, Failure> {
-    let s = open(home, &a.session)?;
+    let s = open(home, &a.session, "state")?;
     let at = s.parse_time(&a.at)?;
     let p = s.resolve_proc(&a.proc, &at)?;
     let st = s.state_at(p.pid, &at);
@@ -288,7 +297,7 @@ pub fn state(home: &Path, a: &ProcAtArgs) -> Result<u8, Failure> {
 }
 
 pub fn mailbox(home: &Path, a: &ProcAtArgs) -> Result<u8, Failure> {
-    let s = open(home, &a.session)?;
+    let s = open(home, &a.session, "mailbox")?;
     let at = s.parse_time(&a.at)?;
     let p = s.resolve_proc(&a.proc, &at)?;
     let m = s.mailbox_at(p.pid, &at);
@@ -296,7 +305,7 @@ pub fn mailbox(home: &Path, a: &ProcAtArgs) -> Result<u8, Failure> {
 }
 
 pub fn tree(home: &Path, a: &TreeArgs) -> Result<u8, Failure> {
-    let s = open(home, &a.at.session)?;
+    let s = open(home, &a.at.session, "tree")?;
     let at = s.parse_time(&a.at.at)?;
     let root = match &a.root {
         Some(r) => Some(s.resolve_proc(r, &at)?.pid),
@@ -307,14 +316,14 @@ pub fn tree(home: &Path, a: &TreeArgs) -> Result<u8, Failure> {
 }
 
 pub fn snapshot(home: &Path, a: &AtArgs) -> Result<u8, Failure> {
-    let s = open(home, &a.session)?;
+    let s = open(home, &a.session, "snapshot")?;
     let at = s.parse_time(&a.at)?;
     let snap = s.snapshot_at(&at);
     emit(&s, a.out.json, &snap, || summary::snapshot_text(&snap))
 }
 
 pub fn step(home: &Path, a: &StepArgs) -> Result<u8, Failure> {
-    let s = open(home, &a.session)?;
+    let s = open(home, &a.session, "step")?;
     let at = s.parse_time(&a.at)?;
     let p = s.resolve_proc(&a.proc, &at)?;
     let kinds = match &a.kind {
@@ -345,4 +354,39 @@ pub fn step(home: &Path, a: &StepArgs) -> Result<u8, Failure> {
         }
         events.iter().map(|e| format!("{}\n", e.line())).collect()
     })
+}
+
+pub fn audit_verify(home: &Path, json: bool) -> Result<u8, Failure> {
+    let v = elixirscope_store::audit::verify(home)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    match &v.problem {
+        None => {
+            if !json {
+                println!("audit log intact: {} entries", v.entries);
+            }
+            Ok(0)
+        }
+        Some(p) => Err(Failure {
+            message: format!("audit log tampered: {p}"),
+            code: 1,
+        }),
+    }
+}
+
+pub fn audit_show(home: &Path, last: Option<usize>, json: bool) -> Result<u8, Failure> {
+    let all = elixirscope_store::audit::entries(home)?;
+    let shown = &all[all.len().saturating_sub(last.unwrap_or(all.len()))..];
+    if json {
+        println!("{}", serde_json::to_string_pretty(shown)?);
+        return Ok(0);
+    }
+    for e in shown {
+        println!(
+            "#{:<5} {}  {:<16} {:<30} by {} ({})",
+            e.seq, e.time, e.action, e.subject, e.actor, e.from
+        );
+    }
+    Ok(0)
 }

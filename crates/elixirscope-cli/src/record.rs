@@ -11,6 +11,7 @@ use crate::summary;
 use crate::Failure;
 use elixirscope_capture::{agent, cookie, run as launcher, CaptureSpec, Cookie, NodeConnection};
 use elixirscope_ingest::Ingestor;
+use elixirscope_store::audit;
 use elixirscope_store::session::{
     self, create_session, prune, Retention, SessionMeta, SessionStatus,
 };
@@ -35,6 +36,7 @@ fn install_ctrl_c() {
 
 /// A session being recorded and its ingest listener.
 struct Recording {
+    home: PathBuf,
     dir: PathBuf,
     ingestor: Arc<Mutex<Ingestor>>,
     events: Receiver<ServerEvent>,
@@ -101,9 +103,27 @@ fn start_recording(
         serde_json::to_value(spec).unwrap_or_default(),
     );
     let dir = create_session(home, &meta)?;
+    // Every capture is audited before it starts; no audit entry, no capture.
+    audit::record(
+        home,
+        "capture_start",
+        name,
+        serde_json::json!({ "mode": mode, "target": target, "capture": meta.capture }),
+    )?;
+    if !spec.redact.enabled {
+        audit::record(
+            home,
+            "redaction_off",
+            name,
+            serde_json::json!({ "target": target }),
+        )?;
+    }
     let writer = SessionWriter::create(&dir)?;
     let ingestor = Arc::new(Mutex::new(Ingestor::new(dir.clone(), meta, writer)));
-    let token: String = (0..24).map(|_| format!("{:x}", rand_nibble())).collect();
+    let token: String = rand::random::<[u8; 16]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let (server, events) =
         IngestServer::bind(SocketAddr::new(bind, 0), &token, ingestor.clone())
             .map_err(|e| Failure::from(format!("cannot listen for the agent on {bind}: {e}")))?;
@@ -111,6 +131,7 @@ fn start_recording(
     let agents = server.agents();
     server.spawn();
     Ok(Recording {
+        home: home.to_owned(),
         dir,
         ingestor,
         events,
@@ -118,18 +139,6 @@ fn start_recording(
         addr,
         token,
     })
-}
-
-fn rand_nibble() -> u8 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    (h.finish() & 0xf) as u8
 }
 
 impl Recording {
@@ -148,6 +157,12 @@ impl Recording {
         ing.meta_mut().stop_reason = Some(reason.clone());
         let now = now_ns();
         let _ = ing.finish(SessionStatus::Failed, now);
+        let _ = audit::record(
+            &self.home,
+            "capture_failed",
+            &ing.meta().name,
+            serde_json::json!({ "reason": reason }),
+        );
         Failure::from(reason)
     }
 
@@ -214,6 +229,21 @@ impl Recording {
             status
         };
         ing.finish(status, now_ns())?;
+        let m = ing.meta();
+        let action = if status == SessionStatus::Tripped {
+            "capture_trip"
+        } else {
+            "capture_stop"
+        };
+        audit::record(
+            &self.home,
+            action,
+            &m.name,
+            serde_json::json!({
+                "reason": m.stop_reason, "trips": m.trips, "events": m.events,
+                "dropped": m.dropped, "redactions": m.redactions,
+            }),
+        )?;
         Ok(())
     }
 }
@@ -338,6 +368,12 @@ pub fn record(
     let conn = NodeConnection::connect(node, &cookie)?;
     agent::check_node(&conn)?;
     let peer = conn.peer().to_owned();
+    audit::record(
+        home,
+        "attach",
+        &peer,
+        serde_json::json!({ "cookie_from": cookie.source, "as": conn.local_name() }),
+    )?;
     let name = session_name(
         home,
         opts.session.as_deref(),

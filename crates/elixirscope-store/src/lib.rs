@@ -5,6 +5,7 @@
 //! appends; any number of [`SessionReader`]s read, even during recording.
 //! The event model shared by every later stage lives in [`model`].
 
+pub mod audit;
 pub mod block;
 pub mod dict;
 pub mod model;

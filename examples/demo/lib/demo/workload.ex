@@ -11,12 +11,28 @@ defmodule Demo.Workload do
     end)
     |> Enum.to_list()
 
+    flaky = Process.whereis(Demo.Flaky)
+
     for job <- 1..4 do
       Demo.Flaky.work(job)
       Process.sleep(20)
     end
 
+    # Job 3 crashed the worker; wait until its supervisor has restarted it.
+    wait_for_restart(flaky, 100)
+    Demo.Flaky.work(5)
     Process.sleep(50)
     IO.puts("counter=#{Demo.Counter.value()} balance=#{Demo.Bank.balance("account-1")}")
+  end
+
+  defp wait_for_restart(_old, 0), do: :gave_up
+
+  defp wait_for_restart(old, tries) do
+    case Process.whereis(Demo.Flaky) do
+      pid when is_pid(pid) and pid != old -> :restarted
+      _ ->
+        Process.sleep(50)
+        wait_for_restart(old, tries - 1)
+    end
   end
 end
