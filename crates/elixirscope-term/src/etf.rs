@@ -274,13 +274,24 @@ impl<'a> Decoder<'a> {
         Ok(match t {
             tag::SMALL_INTEGER => Term::Integer(self.u8()? as i64),
             tag::INTEGER => Term::Integer(self.u32()? as i32 as i64),
-            tag::NEW_FLOAT => Term::Float(f64::from_bits(self.u64()?)),
+            tag::NEW_FLOAT => {
+                // The BEAM has no NaN or infinities and refuses them too.
+                let f = f64::from_bits(self.u64()?);
+                if !f.is_finite() {
+                    return Err(DecodeError::Invalid {
+                        what: "float (not finite)",
+                        offset: at,
+                    });
+                }
+                Term::Float(f)
+            }
             tag::FLOAT => {
                 let raw = self.take(31)?;
                 let text = std::str::from_utf8(raw)
                     .ok()
                     .map(|s| s.trim_end_matches('\0').trim())
                     .and_then(|s| s.parse::<f64>().ok())
+                    .filter(|f| f.is_finite())
                     .ok_or(DecodeError::Invalid {
                         what: "float",
                         offset: at,
@@ -655,6 +666,11 @@ mod tests {
         ));
         assert!(matches!(decode(&[]), Err(DecodeError::Truncated { .. })));
         assert_eq!(decode(&[1]), Err(DecodeError::BadVersion(1)));
+        // NaN, which the BEAM never produces and refuses to decode.
+        assert!(matches!(
+            decode(&[131, 70, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Err(DecodeError::Invalid { .. })
+        ));
     }
 
     #[test]
