@@ -30,8 +30,8 @@ start_checked(Config) ->
     end,
     Caller = self(),
     Tracer = elixirscope_tracer:start(Config, Caller),
-    receive
-        {elixirscope_tracer_ready, Tracer} -> ok;
+    LinkPids = receive
+        {elixirscope_tracer_ready, Tracer, Pids} -> Pids;
         {elixirscope_tracer_failed, Tracer, Why} -> throw_error(Why)
     after 10000 ->
         exit(Tracer, kill),
@@ -39,6 +39,8 @@ start_checked(Config) ->
     end,
     %% From here on the tracer owns the capture; it clears everything if we fail.
     Setup = elixirscope_trace_setup:enable(Config, Tracer),
+    %% The processes carrying the connection to the collector stay untraced.
+    [catch erlang:trace(P, false, [all]) || P <- LinkPids],
     Tracer ! {es_setup_done, Setup},
     case maps:get(snapshot, Config, true) of
         true ->

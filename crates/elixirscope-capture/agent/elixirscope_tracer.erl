@@ -7,7 +7,7 @@
 %%                       {es_bye, Seq, Stats}
 %%                       {es_status, Map} (budget use, once a second)
 %%   collector -> agent: {es_welcome}, {es_ack, Seq}, {es_stop}, {es_lease}
-%% A batch is handed to the socket with port_command(..., [nosuspend]); when the
+%% A batch is handed to the link (elixirscope_link) without waiting; when the
 %% socket is busy or too many batches are unacknowledged, the batch is dropped
 %% and counted, and the next batch carries the new drop total. The node is never
 %% made to wait for the collector.
@@ -52,10 +52,8 @@ init(Config, Caller) ->
 
 connect(Config, Caller) ->
     {Host, Port} = maps:get(collector, Config),
-    Opts = [binary, {packet, 4}, {active, true}, {nodelay, true},
-            {send_timeout, 5000}, {send_timeout_close, true}],
-    case gen_tcp:connect(Host, Port, Opts, 5000) of
-        {ok, Sock} ->
+    case elixirscope_link:connect(Host, Port, maps:get(tls, Config, false), 5000) of
+        {ok, Link} ->
             Token = maps:get(token, Config, <<>>),
             Info = #{otp_release => list_to_binary(erlang:system_info(otp_release)),
                      monotonic_ns => erlang:monotonic_time(nanosecond),
@@ -63,26 +61,36 @@ connect(Config, Caller) ->
                      schedulers => erlang:system_info(schedulers_online),
                      process_count => erlang:system_info(process_count),
                      tracer => process},
-            ok = gen_tcp:send(Sock, term_to_binary({es_hello, 1, Token, node(), Info})),
-            receive
-                {tcp, Sock, Bin} ->
-                    case catch binary_to_term(Bin, [safe]) of
-                        {es_welcome} -> ready(Config, Caller, Sock, Token);
-                        Other ->
-                            gen_tcp:close(Sock),
-                            Caller ! {elixirscope_tracer_failed, self(), {collector_refused, Other}}
-                    end;
-                {tcp_closed, Sock} ->
-                    Caller ! {elixirscope_tracer_failed, self(), collector_closed}
-            after 5000 ->
-                gen_tcp:close(Sock),
-                Caller ! {elixirscope_tracer_failed, self(), collector_silent}
+            _ = elixirscope_link:send(Link, term_to_binary({es_hello, 1, Token, node(), Info})),
+            case await_welcome(5000) of
+                ok -> ready(Config, Caller, Link, Token);
+                Why ->
+                    elixirscope_link:close(Link),
+                    Caller ! {elixirscope_tracer_failed, self(), Why}
             end;
         {error, Why} ->
             Caller ! {elixirscope_tracer_failed, self(), {collector_unreachable, Host, Port, Why}}
     end.
 
-ready(Config, Caller, Sock, Token) ->
+await_welcome(Timeout) ->
+    receive
+        Msg when element(1, Msg) =:= tcp; element(1, Msg) =:= ssl;
+                 element(1, Msg) =:= tcp_closed; element(1, Msg) =:= ssl_closed;
+                 element(1, Msg) =:= tcp_error; element(1, Msg) =:= ssl_error ->
+            case elixirscope_link:data(Msg) of
+                {data, Bin} ->
+                    case catch binary_to_term(Bin, [safe]) of
+                        {es_welcome} -> ok;
+                        Other -> {collector_refused, Other}
+                    end;
+                closed -> collector_closed;
+                {error, Why} -> {collector_error, Why};
+                _ -> await_welcome(Timeout)
+            end
+    after Timeout -> collector_silent
+    end.
+
+ready(Config, Caller, Link, Token) ->
     Budget = maps:get(budget, Config, #{}),
     Now = erlang:monotonic_time(millisecond),
     case maps:get(max_duration_ms, Budget, infinity) of
@@ -90,8 +98,8 @@ ready(Config, Caller, Sock, Token) ->
         Ms -> erlang:send_after(Ms, self(), es_duration)
     end,
     MaxRate = maps:get(max_rate, Budget, infinity),
-    S0 = #st{config = Config, sock = Sock, token = Token,
-            own = #{self() => true, Caller => true},
+    S0 = #st{config = Config, sock = Link, token = Token,
+            own = maps:from_list([{P, true} || P <- [self(), Caller | elixirscope_link:pids(Link)]]),
             sample = max(1, maps:get(sample, Config, 1)),
             batch_max = maps:get(batch_max, Config, 2000),
             batch_delay = maps:get(batch_delay_ms, Config, 20),
@@ -112,7 +120,8 @@ ready(Config, Caller, Sock, Token) ->
             max_memory = maps:get(max_memory, Budget, 256 * 1024 * 1024),
             run_mode = maps:get(run_mode, Config, false),
             window_start = Now, started = Now},
-    Caller ! {elixirscope_tracer_ready, self()},
+    LinkPids = elixirscope_link:pids(Link),
+    Caller ! {elixirscope_tracer_ready, self(), LinkPids},
     erlang:send_after(100, self(), es_housekeeping),
     Watcher = case S0#st.run_mode of
                   true -> [{watch_for_elixir(self()), true}];
@@ -128,13 +137,19 @@ loop(S) ->
 
 handle(Msg, S) when element(1, Msg) =:= trace_ts -> trace_event(Msg, S);
 handle({es_events, Evs}, S) -> agent_events(Evs, S);
-handle({tcp, _, Bin}, S) ->
-    control(catch binary_to_term(Bin, [safe]),
-            S#st{last_heard = erlang:monotonic_time(millisecond)});
-handle({inet_reply, _, ok}, S) -> drain_pending(S);
-handle({inet_reply, _, {error, Why}}, S) -> dead_man({send_failed, Why}, S);
-handle({tcp_closed, _}, S) -> dead_man(collector_closed, S);
-handle({tcp_error, _, Why}, S) -> dead_man({tcp_error, Why}, S);
+handle(Msg, S) when element(1, Msg) =:= tcp; element(1, Msg) =:= ssl;
+                    element(1, Msg) =:= inet_reply;
+                    element(1, Msg) =:= tcp_closed; element(1, Msg) =:= ssl_closed;
+                    element(1, Msg) =:= tcp_error; element(1, Msg) =:= ssl_error ->
+    case elixirscope_link:data(Msg) of
+        {data, Bin} ->
+            control(catch binary_to_term(Bin, [safe]),
+                    S#st{last_heard = erlang:monotonic_time(millisecond)});
+        sent -> drain_pending(S);
+        closed -> dead_man(collector_closed, S);
+        {error, Why} -> dead_man({connection_error, Why}, S);
+        other -> S
+    end;
 handle(es_flush_tick, S) -> rearm(flush(S#st{timer = false}));
 handle(es_housekeeping, S) -> housekeeping(S);
 handle(es_duration, S) ->
@@ -152,7 +167,10 @@ handle({es_flush_sync, From, Ref}, S) ->
         Seq -> rearm(S2#st{syncs = [{Seq, From, Ref} | S2#st.syncs]});
         _ -> From ! {Ref, busy}, S2
     end;
-handle({'EXIT', _, _}, S) -> S;
+handle({'EXIT', _, normal}, S) -> S;
+handle({'EXIT', _, Why}, S) ->
+    %% A linked helper (the TLS sender, the module watch) died: fail safe.
+    dead_man({helper_died, Why}, S);
 handle(_Other, S) -> S.
 
 %% Events the agent itself produced (start snapshot, states read at start).
@@ -340,10 +358,8 @@ rearm(#st{timer = false} = S) ->
     end;
 rearm(S) -> S.
 
-send_frame(Bin, #st{sock = Sock}) ->
-    try erlang:port_command(Sock, Bin, [nosuspend])
-    catch error:_ -> false
-    end.
+send_frame(Bin, #st{sock = Link}) ->
+    elixirscope_link:send_nosuspend(Link, Bin).
 
 control({es_ack, Seq}, S) when is_integer(Seq) ->
     Acked = max(Seq, S#st.acked),
@@ -458,9 +474,9 @@ stop(From, S) ->
     S3 = send_all_pending(flush(S2)),
     Seq = S3#st.seq + 1,
     Bye = term_to_binary({es_bye, Seq, stats(S3)}),
-    _ = gen_tcp:send(S3#st.sock, Bye),
+    _ = elixirscope_link:send(S3#st.sock, Bye),
     wait_ack(Seq, S3, erlang:monotonic_time(millisecond) + 5000),
-    gen_tcp:close(S3#st.sock),
+    elixirscope_link:close(S3#st.sock),
     case From of
         Pid when is_pid(Pid) -> Pid ! {elixirscope_stopped, self()};
         _ -> ok
@@ -469,7 +485,7 @@ stop(From, S) ->
 
 %% While stopping, tracing is off: waiting on the socket harms nobody.
 send_all_pending(S) ->
-    [gen_tcp:send(S#st.sock, Bin) || Bin <- queue:to_list(S#st.pending)],
+    [elixirscope_link:send(S#st.sock, Bin) || Bin <- queue:to_list(S#st.pending)],
     S#st{pending = queue:new(), pending_bytes = 0, sent = S#st.seq}.
 
 drain(Ref, S) ->
@@ -484,12 +500,16 @@ drain(Ref, S) ->
 wait_ack(Seq, S, Deadline) ->
     Left = Deadline - erlang:monotonic_time(millisecond),
     receive
-        {tcp, _, Bin} ->
-            case catch binary_to_term(Bin, [safe]) of
-                {es_ack, A} when A >= Seq -> ok;
-                _ -> wait_ack(Seq, S, Deadline)
-            end;
-        {tcp_closed, _} -> ok
+        Msg when element(1, Msg) =:= tcp; element(1, Msg) =:= ssl;
+                 element(1, Msg) =:= tcp_closed; element(1, Msg) =:= ssl_closed ->
+            case elixirscope_link:data(Msg) of
+                {data, Bin} ->
+                    case catch binary_to_term(Bin, [safe]) of
+                        {es_ack, A} when A >= Seq -> ok;
+                        _ -> wait_ack(Seq, S, Deadline)
+                    end;
+                _ -> ok
+            end
     after max(0, Left) -> ok
     end.
 
@@ -505,7 +525,7 @@ stats(S) ->
 %% The collector is gone: stop tracing and remove ourselves from the node.
 dead_man(_Why, S) ->
     stop_tracing(S),
-    catch gen_tcp:close(S#st.sock),
+    catch elixirscope_link:close(S#st.sock),
     Mods = maps:get(modules, S#st.config, [elixirscope_tracer]),
     [code:delete(M) || M <- Mods],
     spawn(lists, foreach, [fun code:purge/1, Mods]),

@@ -25,6 +25,7 @@ pub const MODULES: &[(&str, &str)] = agent_modules![
     "elixirscope_module_watch",
     "elixirscope_breaker",
     "elixirscope_redact",
+    "elixirscope_link",
     "elixirscope_snapshot",
     "elixirscope_tracer",
     "elixirscope_agent",

@@ -234,12 +234,15 @@ impl CaptureSpec {
     }
 
     /// The agent's configuration map.
+    /// `tls` is the collector's certificate (DER) for the agent to pin, or `None`
+    /// for plain TCP (loopback only).
     pub fn agent_config(
         &self,
         collector_host: &str,
         collector_port: u16,
         token: &str,
         run_mode: bool,
+        tls: Option<&[u8]>,
     ) -> Term {
         let atom = Term::atom;
         let int = |v: u64| Term::Integer(v.min(i64::MAX as u64) as i64);
@@ -286,6 +289,13 @@ impl CaptureSpec {
             (atom("budget"), Term::Map(budget)),
             (atom("run_mode"), Term::atom(bool_atom(run_mode))),
             (atom("lease_ms"), int(self.lease_ms)),
+            (
+                atom("tls"),
+                match tls {
+                    Some(der) => Term::Binary(der.to_vec()),
+                    None => Term::atom("false"),
+                },
+            ),
             (atom("redact"), self.redact.to_term()),
             (
                 atom("modules"),

@@ -78,6 +78,12 @@ pub struct CaptureOpts {
     /// Turn redaction off: secrets leave the node as they are (recorded in the session)
     #[arg(long)]
     pub no_redact: bool,
+    /// Use TLS between agent and recorder even on loopback (always used otherwise)
+    #[arg(long)]
+    pub tls: bool,
+    /// Allow plaintext between agent and recorder across the network (not advised)
+    #[arg(long)]
+    pub insecure_plaintext: bool,
     /// Also trace the code server and loader (left out by default: they pass whole
     /// .beam files around while modules load)
     #[arg(long)]

@@ -18,7 +18,8 @@ use elixirscope_store::session::{
 use elixirscope_store::SessionWriter;
 use elixirscope_term::Term;
 use elixirscope_transport::server::{AgentHandle, ServerEvent};
-use elixirscope_transport::IngestServer;
+use elixirscope_transport::tls::needs_tls;
+use elixirscope_transport::{CaptureTls, IngestServer};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -43,6 +44,8 @@ struct Recording {
     agents: Arc<Mutex<HashMap<String, AgentHandle>>>,
     addr: SocketAddr,
     token: String,
+    /// The collector certificate the agent pins (TLS), if any.
+    cert: Option<Vec<u8>>,
 }
 
 fn timestamp() -> String {
@@ -88,7 +91,22 @@ fn start_recording(
     target: &str,
     spec: &CaptureSpec,
     bind: IpAddr,
+    opts: &CaptureOpts,
 ) -> Result<Recording, Failure> {
+    // TLS on anything but loopback, unless plaintext is explicitly forced.
+    let mut tls_wanted = opts.tls || needs_tls(bind);
+    if needs_tls(bind) && opts.insecure_plaintext {
+        eprintln!(
+            "WARNING: the agent's events will cross the network to {bind} in PLAINTEXT \
+             (--insecure-plaintext); anyone on the path can read them"
+        );
+        tls_wanted = opts.tls;
+    }
+    let tls = if tls_wanted {
+        Some(CaptureTls::generate(&bind.to_string()).map_err(|e| Failure::from(e.to_string()))?)
+    } else {
+        None
+    };
     let pruned = prune(home, Retention::default(), name)?;
     if !pruned.is_empty() {
         eprintln!(
@@ -108,7 +126,10 @@ fn start_recording(
         home,
         "capture_start",
         name,
-        serde_json::json!({ "mode": mode, "target": target, "capture": meta.capture }),
+        serde_json::json!({
+            "mode": mode, "target": target, "capture": meta.capture,
+            "transport": if tls.is_some() { "tls" } else { "plaintext" }, "listen": bind.to_string(),
+        }),
     )?;
     if !spec.redact.enabled {
         audit::record(
@@ -124,9 +145,14 @@ fn start_recording(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let (server, events) =
-        IngestServer::bind(SocketAddr::new(bind, 0), &token, ingestor.clone())
-            .map_err(|e| Failure::from(format!("cannot listen for the agent on {bind}: {e}")))?;
+    let tls_config = tls.as_ref().map(|t| t.config.clone());
+    let (server, events) = IngestServer::bind(
+        SocketAddr::new(bind, 0),
+        &token,
+        tls_config,
+        ingestor.clone(),
+    )
+    .map_err(|e| Failure::from(format!("cannot listen for the agent on {bind}: {e}")))?;
     let addr = server.local_addr()?;
     let agents = server.agents();
     server.spawn();
@@ -138,6 +164,7 @@ fn start_recording(
         agents,
         addr,
         token,
+        cert: tls.map(|t| t.cert_der),
     })
 }
 
@@ -148,6 +175,7 @@ impl Recording {
             self.addr.port(),
             &self.token,
             run_mode,
+            self.cert.as_deref(),
         )
     }
 
@@ -380,7 +408,7 @@ pub fn record(
         peer.split('@').next().unwrap_or("node"),
     );
     let bind = conn.local_ip().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let rec = start_recording(home, &name, "record", &peer, &spec, bind)?;
+    let rec = start_recording(home, &name, "record", &peer, &spec, bind, opts)?;
     install_ctrl_c();
     if let Err(e) = agent::load(&conn) {
         return Err(rec.fail(e.to_string()));
@@ -437,6 +465,7 @@ pub fn run(home: &Path, opts: &CaptureOpts, command: &[String]) -> Result<u8, Fa
         &command.join(" "),
         &spec,
         IpAddr::V4(Ipv4Addr::LOCALHOST),
+        opts,
     )?;
     install_ctrl_c();
     let mut launched = launcher::launch(command, &cookie).map_err(|e| rec.fail(e.to_string()))?;

@@ -348,3 +348,33 @@ fn killing_the_collector_leaves_the_node_clean_and_keeps_what_was_acknowledged()
     let o = home.json(&["show", "s1"]);
     assert_eq!(o["status"], "interrupted", "{o}");
 }
+
+#[test]
+fn the_agent_can_ship_over_tls_and_leaves_ssl_as_it_found_it() {
+    require_beam();
+    let home = Home::new();
+    let node = BeamNode::elixir(
+        "tls",
+        &[fixture("test_app.ex")],
+        "TestApp.start(); Process.sleep(:infinity)",
+    );
+    let apps = |n: &BeamNode| n.eval("[A || {A, _, _} <- application:which_applications()]");
+    assert!(!apps(&node).contains("ssl"), "ssl already running");
+    let (child, rx) = start_recording(&home, &node, &["--state", "TestApp.Counter", "--tls"]);
+    let times = quoted_strings(&node.call_elixir("TestApp.increments(3)"));
+    assert!(apps(&node).contains("ssl"), "the TLS link needs ssl");
+    stop_recording(child, rx);
+    let st = home.json(&["state", "s1", "TestApp.Counter", "--at", &times[2]]);
+    assert_eq!(st["state"], "3", "{st}");
+    let o = home.json(&["show", "s1"]);
+    assert_eq!(o["dropped"], 0, "{o}");
+    // The link's own TLS traffic is not traced (no feedback loop).
+    assert!(o["events"].as_u64().unwrap() < 2_000, "{o}");
+    let audit = home.json(&["audit", "show"]);
+    assert_eq!(audit[1]["details"]["transport"], "tls", "{audit}");
+    assert!(
+        !apps(&node).contains("ssl"),
+        "ssl left running: {}",
+        apps(&node)
+    );
+}

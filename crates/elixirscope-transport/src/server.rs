@@ -1,22 +1,29 @@
 //! The ingest listener: accepts agent connections and feeds their batches to a sink.
 //!
-//! One thread per agent connection. A connection must open with a hello carrying
-//! the capture's token; then each batch is checked for its sequence number, given
-//! to the [`Sink`] (which stores it), and acknowledged. Anything malformed ends
-//! the connection with a reason reported as a [`ServerEvent`]; it never panics.
+//! One thread per agent connection, doing all of that connection's I/O: with
+//! TLS (required beyond loopback) or plain TCP on loopback. A connection must
+//! open with a hello carrying the capture's token; then each batch is checked
+//! for its sequence number, given to the [`Sink`] (which stores it), and
+//! acknowledged. Frames for the agent (leases, stop) are queued on its
+//! [`AgentHandle`] and written between reads. Anything malformed ends the
+//! connection with a reason reported as a [`ServerEvent`]; it never panics.
 
-use crate::frame::{read_frame, read_frame_limited, write_frame, MAX_HELLO};
+use crate::frame::{write_frame, FrameReader, MAX_FRAME, MAX_HELLO};
 use crate::protocol::{self, decode_agent_frame, AgentFrame, Hello};
 use elixirscope_term::view::Elements;
 use elixirscope_term::Term;
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How long a new connection may take to say hello.
-const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the connection thread looks for frames to send to the agent.
+const POLL: Duration = Duration::from_millis(20);
 
 /// A failure of the sink; the connection is ended and the agent told to stop.
 #[derive(Debug, thiserror::Error)]
@@ -62,24 +69,63 @@ pub enum ServerEvent {
 /// A way to talk back to a connected agent.
 #[derive(Clone)]
 pub struct AgentHandle {
-    stream: Arc<Mutex<TcpStream>>,
+    outbox: mpsc::Sender<Vec<u8>>,
 }
 
 impl AgentHandle {
     /// Renews the agent's lease (it stops itself when the collector goes silent).
     pub fn lease(&self) -> io::Result<()> {
-        self.send(&protocol::lease())
+        self.send(protocol::lease())
     }
 
     /// Asks the agent to stop tracing, flush and say goodbye.
     pub fn stop(&self) -> io::Result<()> {
-        let mut s = self.stream.lock().expect("agent stream");
-        write_frame(&mut *s, &protocol::stop())
+        self.send(protocol::stop())
     }
 
-    fn send(&self, payload: &[u8]) -> io::Result<()> {
-        let mut s = self.stream.lock().expect("agent stream");
-        write_frame(&mut *s, payload)
+    fn send(&self, payload: Vec<u8>) -> io::Result<()> {
+        self.outbox
+            .send(payload)
+            .map_err(|_| io::Error::new(io::ErrorKind::NotConnected, "agent connection is closed"))
+    }
+}
+
+/// An agent connection, plain (loopback only) or TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
     }
 }
 
@@ -87,16 +133,19 @@ impl AgentHandle {
 pub struct IngestServer<S: Sink + 'static> {
     listener: TcpListener,
     token: Vec<u8>,
+    tls: Option<Arc<ServerConfig>>,
     sink: Arc<Mutex<S>>,
     agents: Arc<Mutex<HashMap<String, AgentHandle>>>,
     events: mpsc::Sender<ServerEvent>,
 }
 
 impl<S: Sink + 'static> IngestServer<S> {
-    /// Binds the listener; `addr` port 0 picks a free port.
+    /// Binds the listener; `addr` port 0 picks a free port. With `tls`, every
+    /// connection must speak TLS with that configuration.
     pub fn bind(
         addr: SocketAddr,
         token: &str,
+        tls: Option<Arc<ServerConfig>>,
         sink: Arc<Mutex<S>>,
     ) -> io::Result<(IngestServer<S>, mpsc::Receiver<ServerEvent>)> {
         let listener = TcpListener::bind(addr)?;
@@ -105,6 +154,7 @@ impl<S: Sink + 'static> IngestServer<S> {
             IngestServer {
                 listener,
                 token: token.as_bytes().to_vec(),
+                tls,
                 sink,
                 agents: Arc::new(Mutex::new(HashMap::new())),
                 events: tx,
@@ -133,17 +183,44 @@ impl<S: Sink + 'static> IngestServer<S> {
                     let agents = self.agents.clone();
                     let events = self.events.clone();
                     let token = self.token.clone();
+                    let tls = self.tls.clone();
                     let _ = std::thread::Builder::new()
                         .name("ingest-conn".into())
-                        .spawn(move || serve(stream, &token, &sink, &agents, &events));
+                        .spawn(move || serve(stream, tls, &token, &sink, &agents, &events));
                 }
             })
             .expect("spawn ingest accept thread");
     }
 }
 
+/// Reads one frame, waiting at most `wait`, sending queued frames meanwhile.
+fn next_frame(
+    conn: &mut Conn,
+    reader: &mut FrameReader,
+    outbox: &mpsc::Receiver<Vec<u8>>,
+    limit: usize,
+    wait: Option<Duration>,
+) -> io::Result<Vec<u8>> {
+    let started = Instant::now();
+    loop {
+        while let Ok(out) = outbox.try_recv() {
+            write_frame(conn, &out)?;
+        }
+        if let Some(frame) = reader.poll(conn, limit)? {
+            return Ok(frame);
+        }
+        if wait.is_some_and(|w| started.elapsed() > w) {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no hello within 10 s",
+            ));
+        }
+    }
+}
+
 fn serve<S: Sink>(
     stream: TcpStream,
+    tls: Option<Arc<ServerConfig>>,
     token: &[u8],
     sink: &Arc<Mutex<S>>,
     agents: &Arc<Mutex<HashMap<String, AgentHandle>>>,
@@ -153,51 +230,60 @@ fn serve<S: Sink>(
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let _ = stream.set_nodelay(true);
-    let Ok(write_half) = stream.try_clone() else {
-        return;
-    };
-    let handle = AgentHandle {
-        stream: Arc::new(Mutex::new(write_half)),
-    };
-    // A peer must say hello, small and soon, before it may send anything big.
-    let _ = stream.set_read_timeout(Some(HELLO_TIMEOUT));
-    let mut reader = io::BufReader::with_capacity(1 << 20, stream);
-    let mut buf = Vec::new();
-
-    // Hello first.
-    let hello = match read_frame_limited(&mut reader, &mut buf, MAX_HELLO) {
-        Ok(true) => match decode_agent_frame(&buf) {
-            Ok(AgentFrame::Hello(h)) => h,
-            Ok(_) => return reject(&handle, events, &peer, "the first frame must be a hello"),
-            Err(e) => return reject(&handle, events, &peer, &format!("malformed hello: {e}")),
-        },
-        Ok(false) => return,
-        Err(e) => return reject(&handle, events, &peer, &format!("bad frame: {e}")),
-    };
-    if hello.version != protocol::VERSION {
-        return reject(
-            &handle,
-            events,
-            &peer,
-            &format!("unsupported protocol version {}", hello.version),
-        );
-    }
-    if hello.token != token {
-        return reject(&handle, events, &peer, "wrong capture token");
-    }
-    let node = hello.node.clone();
-    let addr = reader
-        .get_ref()
+    let addr = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    if let Err(e) = sink.lock().expect("sink").hello(&hello, addr) {
-        return reject(&handle, events, &peer, &e.0);
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(POLL));
+    let mut conn = match tls {
+        Some(config) => match ServerConnection::new(config) {
+            Ok(c) => Conn::Tls(Box::new(StreamOwned::new(c, stream))),
+            Err(e) => return rejected(events, &peer, &format!("TLS: {e}")),
+        },
+        None => Conn::Plain(stream),
+    };
+    let (tx, outbox) = mpsc::channel();
+    let handle = AgentHandle { outbox: tx };
+    let mut reader = FrameReader::default();
+
+    // A peer must say hello, small and soon, before it may send anything big.
+    let hello = match next_frame(
+        &mut conn,
+        &mut reader,
+        &outbox,
+        MAX_HELLO,
+        Some(HELLO_TIMEOUT),
+    ) {
+        Ok(frame) => match decode_agent_frame(&frame) {
+            Ok(AgentFrame::Hello(h)) => h,
+            Ok(_) => return reject(&mut conn, events, &peer, "the first frame must be a hello"),
+            Err(e) => return reject(&mut conn, events, &peer, &format!("malformed hello: {e}")),
+        },
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return,
+        Err(e) => {
+            let what = match &conn {
+                Conn::Tls(_) => {
+                    format!("bad TLS connection or frame (plaintext to a TLS listener?): {e}")
+                }
+                Conn::Plain(_) => format!("bad frame: {e}"),
+            };
+            return reject(&mut conn, events, &peer, &what);
+        }
+    };
+    if hello.version != protocol::VERSION {
+        let why = format!("unsupported protocol version {}", hello.version);
+        return reject(&mut conn, events, &peer, &why);
     }
-    if handle.send(&protocol::welcome()).is_err() {
+    if hello.token != token {
+        return reject(&mut conn, events, &peer, "wrong capture token");
+    }
+    let node = hello.node.clone();
+    if let Err(e) = sink.lock().expect("sink").hello(&hello, addr) {
+        return reject(&mut conn, events, &peer, &e.0);
+    }
+    if write_frame(&mut conn, &protocol::welcome()).is_err() {
         return;
     }
-    let _ = reader.get_ref().set_read_timeout(None);
     agents
         .lock()
         .expect("agents")
@@ -207,17 +293,19 @@ fn serve<S: Sink>(
     let mut expected_seq = 1u64;
     let mut clean = false;
     let reason = loop {
-        match read_frame(&mut reader, &mut buf) {
-            Ok(true) => {}
-            Ok(false) => break "connection closed".to_owned(),
+        let frame = match next_frame(&mut conn, &mut reader, &outbox, MAX_FRAME, None) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                break "connection closed".to_owned()
+            }
             Err(e) => break format!("connection error: {e}"),
-        }
-        let frame = match decode_agent_frame(&buf) {
+        };
+        let frame = match decode_agent_frame(&frame) {
             Ok(f) => f,
             Err(e) => {
                 let what = format!("malformed frame from the agent: {e}");
                 sink.lock().expect("sink").problem(&node, &what);
-                let _ = handle.stop();
+                let _ = write_frame(&mut conn, &protocol::stop());
                 break what;
             }
         };
@@ -228,13 +316,11 @@ fn serve<S: Sink>(
                 events: evs,
             } => {
                 if seq != expected_seq {
-                    sink.lock().expect("sink").problem(
-                        &node,
-                        &format!(
-                            "batch sequence jumped from {} to {seq}",
-                            expected_seq.saturating_sub(1)
-                        ),
+                    let what = format!(
+                        "batch sequence jumped from {} to {seq}",
+                        expected_seq.saturating_sub(1)
                     );
+                    sink.lock().expect("sink").problem(&node, &what);
                 }
                 expected_seq = seq + 1;
                 let stored = sink
@@ -242,17 +328,17 @@ fn serve<S: Sink>(
                     .expect("sink")
                     .batch(&node, seq, dropped_total, evs);
                 if let Err(e) = stored {
-                    let _ = handle.stop();
+                    let _ = write_frame(&mut conn, &protocol::stop());
                     break format!("could not store events: {e}");
                 }
-                if handle.send(&protocol::ack(seq)).is_err() {
+                if write_frame(&mut conn, &protocol::ack(seq)).is_err() {
                     break "could not acknowledge".to_owned();
                 }
             }
             AgentFrame::Bye { seq, stats } => {
                 sink.lock().expect("sink").bye(&node, &stats);
                 clean = true;
-                let _ = handle.send(&protocol::ack(seq));
+                let _ = write_frame(&mut conn, &protocol::ack(seq));
             }
             AgentFrame::Status(status) => sink.lock().expect("sink").status(&node, &status),
             AgentFrame::Hello(_) => {
@@ -263,6 +349,7 @@ fn serve<S: Sink>(
         }
     };
     agents.lock().expect("agents").remove(&node);
+    let _ = conn.tcp().shutdown(std::net::Shutdown::Both);
     let _ = events.send(ServerEvent::Disconnected {
         node,
         reason,
@@ -270,8 +357,12 @@ fn serve<S: Sink>(
     });
 }
 
-fn reject(handle: &AgentHandle, events: &mpsc::Sender<ServerEvent>, peer: &str, reason: &str) {
-    let _ = handle.send(&protocol::reject(reason));
+fn reject(conn: &mut Conn, events: &mpsc::Sender<ServerEvent>, peer: &str, reason: &str) {
+    let _ = write_frame(conn, &protocol::reject(reason));
+    rejected(events, peer, reason);
+}
+
+fn rejected(events: &mpsc::Sender<ServerEvent>, peer: &str, reason: &str) {
     let _ = events.send(ServerEvent::Rejected {
         peer: peer.to_owned(),
         reason: reason.to_owned(),

@@ -38,7 +38,7 @@ fn server() -> (
 ) {
     let sink = Arc::new(Mutex::new(Recorder::default()));
     let (srv, events) =
-        IngestServer::bind("127.0.0.1:0".parse().unwrap(), "tok", sink.clone()).unwrap();
+        IngestServer::bind("127.0.0.1:0".parse().unwrap(), "tok", None, sink.clone()).unwrap();
     let addr = srv.local_addr().unwrap();
     srv.spawn();
     (addr, sink, events)
@@ -134,4 +134,65 @@ fn a_malformed_batch_ends_the_connection_and_is_recorded() {
         "{:?}",
         sink.problems
     );
+}
+
+#[test]
+fn a_tls_listener_refuses_plaintext_and_serves_a_pinned_client() {
+    use elixirscope_transport::CaptureTls;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let tls = CaptureTls::generate("localhost").unwrap();
+    let sink = Arc::new(Mutex::new(Recorder::default()));
+    let (srv, rx) = IngestServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        "tok",
+        Some(tls.config.clone()),
+        sink.clone(),
+    )
+    .unwrap();
+    let addr = srv.local_addr().unwrap();
+    srv.spawn();
+
+    // Plaintext to a TLS listener is refused.
+    let mut plain = TcpStream::connect(addr).unwrap();
+    write_frame(&mut plain, &hello("tok")).unwrap();
+    match next_event(&rx) {
+        ServerEvent::Rejected { reason, .. } => assert!(reason.contains("TLS"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A client that trusts exactly the capture's certificate gets through.
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(tls.cert_der.clone()))
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    let mut s = rustls::StreamOwned::new(conn, TcpStream::connect(addr).unwrap());
+    write_frame(&mut s, &hello("tok")).unwrap();
+    let mut buf = Vec::new();
+    assert!(read_frame(&mut s, &mut buf).unwrap());
+    assert_eq!(
+        elixirscope_term::decode(&buf).unwrap().as_tuple().unwrap()[0].as_atom(),
+        Some("es_welcome")
+    );
+    let batch = encode(&Term::Tuple(vec![
+        Term::atom("es_batch"),
+        Term::Integer(1),
+        Term::Integer(0),
+        Term::list(vec![Term::atom("e1"), Term::atom("e2")]),
+    ]));
+    write_frame(&mut s, &batch).unwrap();
+    assert!(read_frame(&mut s, &mut buf).unwrap());
+    assert_eq!(
+        elixirscope_term::decode(&buf).unwrap().as_tuple().unwrap()[0].as_atom(),
+        Some("es_ack")
+    );
+    assert_eq!(sink.lock().unwrap().batches, vec![(1, 2)]);
 }
