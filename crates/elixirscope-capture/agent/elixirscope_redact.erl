@@ -16,17 +16,22 @@
 %% replaced; the values themselves are never kept.
 -module(elixirscope_redact).
 
--export([new/1, event/2, counts/0]).
+-export([new/2, event/2, counts/0]).
 
--record(rules, {keys, structs = #{}, args = #{}, cards = true, values = []}).
+-record(rules, {keys = none, structs = #{}, args = #{}, cards = true, values = [],
+                call_values = true}).
 
 %% Config: #{keys => [binary()], structs => [module()],
 %%           args => [{M, F, Arity, [Position]}], cards => boolean(),
 %%           values => [binary() regex]}; `false` disables redaction.
-new(false) -> off;
-new(Config) when is_map(Config) ->
+%% CallValues = false: calls carry no argument values (the tracer asks for
+%% arities only) and results are not captured either.
+new(false, true) -> off;
+new(false, false) -> #rules{cards = false, call_values = false};
+new(Config, CallValues) when is_map(Config) ->
     Keys = [string:lowercase(K) || K <- maps:get(keys, Config, []), is_binary(K), K =/= <<>>],
-    #rules{keys = case Keys of [] -> none; _ -> binary:compile_pattern(Keys) end,
+    #rules{call_values = CallValues,
+           keys = case Keys of [] -> none; _ -> binary:compile_pattern(Keys) end,
            structs = maps:from_list([{S, true} || S <- maps:get(structs, Config, [])]),
            args = maps:from_list([{{M, F, A}, Ps} || {M, F, A, Ps} <- maps:get(args, Config, [])]),
            cards = maps:get(cards, Config, true),
@@ -52,6 +57,10 @@ event({trace_ts, P, send_to_non_existing_process, M, To, Ts}, R) ->
 event({trace_ts, P, 'receive', M, Ts}, R) -> {trace_ts, P, 'receive', t(M, R, 0), Ts};
 event({trace_ts, P, call, {M, F, Args}, Ts}, R) when is_list(Args) ->
     {trace_ts, P, call, {M, F, args(M, F, Args, R)}, Ts};
+event({trace_ts, P, return_from, MFA, _, Ts}, #rules{call_values = false}) ->
+    {trace_ts, P, return_from, MFA, <<"[not captured]">>, Ts};
+event({trace_ts, P, exception_from, MFA, {Class, _}, Ts}, #rules{call_values = false}) ->
+    {trace_ts, P, exception_from, MFA, {Class, <<"[not captured]">>}, Ts};
 event({trace_ts, P, return_from, MFA, V, Ts}, R) -> {trace_ts, P, return_from, MFA, t(V, R, 0), Ts};
 event({trace_ts, P, exception_from, MFA, V, Ts}, R) -> {trace_ts, P, exception_from, MFA, t(V, R, 0), Ts};
 event({trace_ts, P, exit, Reason, Ts}, R) -> {trace_ts, P, exit, t(Reason, R, 0), Ts};

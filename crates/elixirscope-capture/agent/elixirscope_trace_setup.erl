@@ -32,7 +32,12 @@ flags(Config) ->
                true -> [send, 'receive'];
                false -> []
            end,
-    Calls = case needs_calls(Config) of true -> [call]; false -> [] end,
+    Calls = case {needs_calls(Config), maps:get(call_values, Config, true)} of
+                {true, true} -> [call];
+                %% Arities instead of argument values.
+                {true, false} -> [call, arity];
+                {false, _} -> []
+            end,
     Procs ++ Msgs ++ Calls ++ [monotonic_timestamp].
 
 needs_calls(Config) ->

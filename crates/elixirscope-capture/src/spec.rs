@@ -49,6 +49,8 @@ pub struct CaptureSpec {
     /// exceptions are always kept).
     pub sample: u32,
     pub calls: Vec<CallPattern>,
+    /// Record argument and result values of traced calls (off: arities only).
+    pub call_values: bool,
     /// Modules or registered names whose behaviour state is recorded.
     pub state: Vec<String>,
     /// Registered processes left untraced (code loading traffic is noise for most debugging).
@@ -177,6 +179,7 @@ impl CaptureSpec {
             monitors: false,
             sample: 1,
             calls: Vec::new(),
+            call_values: true,
             state: Vec::new(),
             quiet: QUIET_BY_DEFAULT.iter().map(|s| s.to_string()).collect(),
             lease_ms: 15_000,
@@ -289,6 +292,7 @@ impl CaptureSpec {
             (atom("budget"), Term::Map(budget)),
             (atom("run_mode"), Term::atom(bool_atom(run_mode))),
             (atom("lease_ms"), int(self.lease_ms)),
+            (atom("call_values"), Term::atom(bool_atom(self.call_values))),
             (
                 atom("tls"),
                 match tls {

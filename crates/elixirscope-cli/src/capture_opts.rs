@@ -59,6 +59,9 @@ pub struct CaptureOpts {
     /// Stop recording after DURATION (30s, 5m, 1h)
     #[arg(long = "for", value_name = "DURATION")]
     pub duration: Option<String>,
+    /// Record traced calls without argument and result values (arities only)
+    #[arg(long)]
+    pub no_values: bool,
     /// Do not record messages (lifecycle, calls and states only)
     #[arg(long)]
     pub no_messages: bool,
@@ -240,6 +243,14 @@ impl CaptureOpts {
         }
         if self.no_messages {
             spec.messages = false;
+        }
+        if self.no_values {
+            if !spec.state.is_empty() {
+                return Err(Failure::from(
+                    "--state needs call values (states come from callback arguments and results); drop --no-values",
+                ));
+            }
+            spec.call_values = false;
         }
         if self.include_system {
             spec.quiet.clear();

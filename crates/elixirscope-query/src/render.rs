@@ -131,17 +131,22 @@ impl Session {
             },
             EventKind::Call => {
                 depth = Some(e.aux);
-                let args = term.as_deref().unwrap_or("[]");
-                let inner = args
-                    .strip_prefix('[')
-                    .and_then(|a| a.strip_suffix(']'))
-                    .unwrap_or(args);
-                let name = m();
-                let base = name
-                    .rsplit_once('/')
-                    .map(|(b, _)| b.to_owned())
-                    .unwrap_or(name);
-                format!("{}{base}({inner})", "  ".repeat(e.aux.min(20) as usize))
+                let indent = "  ".repeat(e.aux.min(20) as usize);
+                match term.as_deref() {
+                    None => format!("{indent}{} (arguments not captured)", m()),
+                    Some(args) => {
+                        let inner = args
+                            .strip_prefix('[')
+                            .and_then(|a| a.strip_suffix(']'))
+                            .unwrap_or(args);
+                        let name = m();
+                        let base = name
+                            .rsplit_once('/')
+                            .map(|(b, _)| b.to_owned())
+                            .unwrap_or(name);
+                        format!("{indent}{base}({inner})")
+                    }
+                }
             }
             EventKind::Return => {
                 duration_ns = e.link.map(|_| e.aux);
