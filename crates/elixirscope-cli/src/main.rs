@@ -7,6 +7,7 @@
 mod capture_opts;
 mod queries;
 mod record;
+mod serve;
 mod summary;
 
 use clap::{Args, Parser, Subcommand};
@@ -85,6 +86,51 @@ enum Command {
     /// The audit log of captures and views: check it for tampering, or list it
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Serve the HTTP API: sessions for viewers, captures for operators and admins
+    #[command(
+        after_help = "Examples:\n  elixirscope token create ci --role viewer\n  elixirscope serve --listen 0.0.0.0:7600\n  curl --cacert ~/.local/share/elixirscope/serve-cert.pem -H \"Authorization: Bearer $TOKEN\" https://host:7600/api/sessions"
+    )]
+    Serve {
+        /// Address to listen on (TLS is used for anything but loopback)
+        #[arg(long, default_value = "127.0.0.1:7600", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Use TLS even on loopback (a self-signed certificate unless --tls-cert is given)
+        #[arg(long)]
+        tls: bool,
+        /// Certificate chain (PEM) to serve instead of a self-signed one
+        #[arg(long, requires = "tls_key", value_name = "FILE")]
+        tls_cert: Option<PathBuf>,
+        /// Private key (PEM) for --tls-cert
+        #[arg(long, requires = "tls_cert", value_name = "FILE")]
+        tls_key: Option<PathBuf>,
+        /// Serve plain HTTP beyond loopback (not advised)
+        #[arg(long)]
+        insecure_plaintext: bool,
+        /// Cookie for nodes named in capture requests that bring none
+        #[arg(long, value_name = "C")]
+        cookie: Option<String>,
+    },
+    /// Manage the API's access tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (the only time it is shown)
+    Create {
+        name: String,
+        /// viewer (read sessions), operator (also start captures), admin (also values, state, redaction)
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+    },
+    /// List tokens (names and roles, never secrets)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -150,6 +196,29 @@ fn main() -> ExitCode {
         Command::Step(a) => queries::step(&home, &a),
         Command::Audit(AuditCommand::Verify { json }) => queries::audit_verify(&home, json),
         Command::Audit(AuditCommand::Show { last, json }) => queries::audit_show(&home, last, json),
+        Command::Serve {
+            listen,
+            tls,
+            tls_cert,
+            tls_key,
+            insecure_plaintext,
+            cookie,
+        } => serve::serve(
+            &home,
+            serve::ServeOpts {
+                listen,
+                tls,
+                tls_cert,
+                tls_key,
+                insecure_plaintext,
+                cookie,
+            },
+        ),
+        Command::Token(TokenCommand::Create { name, role }) => {
+            serve::token_create(&home, &name, &role)
+        }
+        Command::Token(TokenCommand::List { json }) => serve::token_list(&home, json),
+        Command::Token(TokenCommand::Revoke { name }) => serve::token_revoke(&home, &name),
     };
     match result {
         Ok(code) => ExitCode::from(code),
