@@ -46,11 +46,10 @@ pub struct ServeConfig {
 #[error("{0}")]
 pub struct ServeError(pub String);
 
-fn tls_config(
-    home: &Path,
-    tls: &ServeTls,
-    host: &str,
-) -> Result<Option<(Arc<ServerConfig>, Option<PathBuf>)>, ServeError> {
+/// A TLS configuration and, for a generated certificate, where it was written.
+type Tls = (Arc<ServerConfig>, Option<PathBuf>);
+
+fn tls_config(home: &Path, tls: &ServeTls, host: &str) -> Result<Option<Tls>, ServeError> {
     let err = |e: &dyn std::fmt::Display| ServeError(format!("TLS: {e}"));
     let (chain, key, written) = match tls {
         ServeTls::Off => return Ok(None),
