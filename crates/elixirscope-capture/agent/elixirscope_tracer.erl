@@ -300,6 +300,7 @@ stop_tracing(S) ->
                  collect_module_loads(S#st{watcher = undefined})
          end,
     elixirscope_trace_setup:clear(S1#st.setup),
+    catch elixirscope_breaker:restore(S1#st.breaker),
     S1.
 
 %% Patterns the watch set just before it stopped are ours to clear too.

@@ -31,6 +31,10 @@ pub struct Budget {
     pub max_run_queue: u64,
     /// Node stress: growth of the node's total memory since capture started, in bytes.
     pub max_node_memory_growth: u64,
+    /// Node stress: share of scheduler time spent working, sustained for 3 s
+    /// (`None`: not watched; watching needs the scheduler_wall_time flag).
+    #[serde(default)]
+    pub max_scheduler_use: Option<f64>,
     /// Bytes the session may take on disk.
     pub max_session_bytes: u64,
 }
@@ -195,6 +199,7 @@ impl CaptureSpec {
                 max_bytes_rate: 64 * MB,
                 max_run_queue: 1_000,
                 max_node_memory_growth: 512 * MB,
+                max_scheduler_use: None,
             },
         };
         Some(match name {
@@ -265,6 +270,9 @@ impl CaptureSpec {
         ];
         if let Some(ms) = b.max_duration_ms {
             budget.push((atom("max_duration_ms"), int(ms)));
+        }
+        if let Some(u) = b.max_scheduler_use {
+            budget.push((atom("max_scheduler_use"), Term::Float(u.clamp(0.0, 1.0))));
         }
         let charlist = |s: &str| Term::list(s.chars().map(|c| Term::Integer(c as i64)).collect());
         Term::Map(vec![

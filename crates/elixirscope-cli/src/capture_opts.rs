@@ -46,6 +46,9 @@ pub struct CaptureOpts {
     /// Stop capture if the node's run queue stays above N processes for 300 ms
     #[arg(long, value_name = "N")]
     pub max_run_queue: Option<u64>,
+    /// Stop capture if the schedulers stay busier than PERCENT for 3 s (e.g. 90%)
+    #[arg(long, value_name = "PERCENT")]
+    pub max_scheduler_use: Option<String>,
     /// Stop capture if the node's memory grows by more than SIZE while capturing
     #[arg(long, value_name = "SIZE")]
     pub max_node_memory: Option<String>,
@@ -223,6 +226,20 @@ impl CaptureOpts {
         }
         if let Some(n) = self.max_run_queue {
             b.max_run_queue = n;
+        }
+        if let Some(v) = &self.max_scheduler_use {
+            let pct: f64 = v
+                .trim()
+                .trim_end_matches('%')
+                .parse()
+                .ok()
+                .filter(|p: &f64| *p > 0.0 && *p <= 100.0)
+                .ok_or_else(|| {
+                    Failure::from(format!(
+                        "invalid --max-scheduler-use '{v}': use a percentage, e.g. 90%"
+                    ))
+                })?;
+            b.max_scheduler_use = Some(pct / 100.0);
         }
         if let Some(v) = &self.max_node_memory {
             b.max_node_memory_growth = parse_size(v)?;

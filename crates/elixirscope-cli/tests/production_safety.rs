@@ -164,3 +164,55 @@ fn a_silent_recorder_loses_its_lease_and_the_agent_leaves() {
     );
     assert_eq!(flags, "{{flags,[]},0}");
 }
+
+#[test]
+fn busy_schedulers_trip_the_capture_and_the_wall_time_flag_is_put_back() {
+    require_beam();
+    let home = Home::new();
+    // Pure computation on every scheduler: no trace events at all, so only
+    // the scheduler-utilisation breaker can stop this capture.
+    let node = BeamNode::elixir(
+        "busy",
+        &[],
+        "for _ <- 1..4, do: spawn(fn -> Stream.repeatedly(fn -> :erlang.phash2(:erlang.monotonic_time()) end) |> Stream.run() end); Process.sleep(:infinity)",
+    );
+    assert_eq!(
+        node.eval("erlang:statistics(scheduler_wall_time)"),
+        "undefined"
+    );
+    let out = home.run(&[
+        "record",
+        &node.name,
+        "--cookie",
+        &node.cookie,
+        "--session",
+        "busy",
+        "--max-scheduler-use",
+        "80%",
+        "--for",
+        "20s",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let o = home.json(&["show", "busy"]);
+    assert_eq!(o["status"], "tripped", "{o}");
+    assert_eq!(o["trips"][0]["reason"], "scheduler_use", "{o}");
+    let detail = o["trips"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("busy for 3 s (limit 80.0%)"), "{detail}");
+    // The flag was off before the capture; it is off again.
+    assert_eq!(
+        node.eval("erlang:statistics(scheduler_wall_time)"),
+        "undefined"
+    );
+}
+
+#[test]
+fn a_bad_scheduler_limit_is_refused_with_the_expected_form() {
+    let home = Home::new();
+    let out = home.run(&["record", "nobody@nowhere", "--max-scheduler-use", "lots"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("invalid --max-scheduler-use 'lots': use a percentage, e.g. 90%"),
+        "{err}"
+    );
+}
