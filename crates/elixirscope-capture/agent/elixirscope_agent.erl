@@ -30,15 +30,15 @@ start_checked(Config) ->
     end,
     Caller = self(),
     Tracer = elixirscope_tracer:start(Config, Caller),
-    LinkPids = receive
-        {elixirscope_tracer_ready, Tracer, Pids} -> Pids;
+    {LinkPids, Kind} = receive
+        {elixirscope_tracer_ready, Tracer, Pids, K} -> {Pids, K};
         {elixirscope_tracer_failed, Tracer, Why} -> throw_error(Why)
     after 10000 ->
         exit(Tracer, kill),
         throw_error(collector_connect_timeout)
     end,
     %% From here on the tracer owns the capture; it clears everything if we fail.
-    Setup = elixirscope_trace_setup:enable(Config, Tracer),
+    Setup = elixirscope_trace_setup:enable(Config, {Tracer, Kind}),
     %% The processes carrying the connection to the collector stay untraced.
     [catch erlang:trace(P, false, [all]) || P <- LinkPids],
     Tracer ! {es_setup_done, Setup},
@@ -48,7 +48,7 @@ start_checked(Config) ->
             elixirscope_snapshot:send_processes(Tracer, StateMods);
         false -> ok
     end,
-    {ok, #{tracer => Tracer, setup => Setup}}.
+    {ok, #{tracer => Tracer, tracer_kind => Kind, setup => Setup}}.
 
 throw_error(Why) ->
     erlang:error({elixirscope, Why}).

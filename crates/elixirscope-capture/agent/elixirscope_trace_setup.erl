@@ -7,7 +7,7 @@
 %% removes exactly what enable/2 set, and the trace flags of every process.
 -module(elixirscope_trace_setup).
 
--export([enable/2, clear/1, foreign_tracer/0, apply_module/2, callback_mfas/2,
+-export([enable/2, clear/1, stop_nif/0, foreign_tracer/0, apply_module/2, callback_mfas/2,
          call_match_spec/0, behaviour/1, initial_module/1]).
 
 %% A tracer other than ours on new processes or on any process.
@@ -25,6 +25,10 @@ scan_processes([P | Rest]) ->
         {tracer, T} -> {P, T};
         _ -> scan_processes(Rest)
     end.
+
+%% The NIF tracer stamps events itself; the VM need not.
+flags(Config, nif) -> flags(Config) -- [monotonic_timestamp];
+flags(Config, process) -> flags(Config).
 
 flags(Config) ->
     Procs = case maps:get(procs, Config, true) of true -> [procs]; false -> [] end,
@@ -47,7 +51,9 @@ needs_calls(Config) ->
 call_match_spec() -> [{'_', [], [{exception_trace}]}].
 
 %% Returns a map describing what was set; the tracer keeps it to undo it.
-enable(Config, Tracer) ->
+%% Kind is the tracer that receives the events: the tracer process itself
+%% (process) or the NIF tracer module on its behalf (nif).
+enable(Config, {Tracer, Kind}) ->
     Calls = [{M, F, A} || {M, F, A} <- maps:get(calls, Config, [])],
     {StateMods, StateErrors} = resolve_state_targets(maps:get(state, Config, [])),
     Monitors = case maps:get(monitors, Config, false) of
@@ -61,8 +67,12 @@ enable(Config, Tracer) ->
                           fun({M, _, _}) -> erlang:module_loaded(M) end, Wanted),
     Applied = [{MFA, set_pattern(MFA)} || MFA <- Loaded],
     PendingStateMods = [M || {M, unknown} <- StateMods],
-    Flags = flags(Config),
-    erlang:trace(processes, true, [{tracer, Tracer} | Flags]),
+    Flags = flags(Config, Kind),
+    TracerOpt = case Kind of
+                    nif -> {tracer, elixirscope_nif_tracer, []};
+                    process -> {tracer, Tracer}
+                end,
+    erlang:trace(processes, true, [TracerOpt | Flags]),
     erlang:trace(self(), false, [all]),
     erlang:trace(Tracer, false, [all]),
     Quiet = [P || Name <- maps:get(quiet, Config, []), P <- [whereis(Name)], is_pid(P)],
@@ -170,6 +180,13 @@ gen_server_guess(M) ->
         false -> gen_server
     end.
 
+%% Stops the NIF tracer's drain thread, if one runs (harmless otherwise).
+stop_nif() ->
+    case erlang:module_loaded(elixirscope_nif_tracer) of
+        true -> catch elixirscope_nif_tracer:stop();
+        false -> ok
+    end.
+
 %% Sends to quiet processes are not traced either (code loading requests carry
 %% whole .beam files).
 quiet_sends([]) -> ok;
@@ -181,6 +198,7 @@ quiet_sends(Pids) ->
 %% Undoes enable/2. Setup may be #{} when only the flags are known to be ours.
 clear(Setup) ->
     erlang:trace(all, false, [all]),
+    stop_nif(),
     erlang:trace_pattern(send, true, []),
     [erlang:trace_pattern(MFA, false, [local]) || {MFA, _} <- maps:get(patterns, Setup, [])],
     %% Wanted patterns and callbacks of modules that were still loading when we

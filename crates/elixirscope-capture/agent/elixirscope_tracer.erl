@@ -12,6 +12,13 @@
 %% and counted, and the next batch carries the new drop total. The node is never
 %% made to wait for the collector.
 %%
+%% Two tracers feed the same pipeline. The process tracer is this process:
+%% trace messages arrive in its mailbox and are sampled, redacted and batched
+%% here. The NIF tracer (elixirscope_nif_tracer, used when the collector found
+%% its library on the node's host) samples, redacts and encodes events on the
+%% schedulers and hands this process ready-made batches ({es_nif_batch, ...});
+%% this process ships them under the same contract and budgets.
+%%
 %% Budgets (events, events/s, bytes/s, duration, mailbox backlog, tracer
 %% memory) are checked as events arrive, node stress (elixirscope_breaker)
 %% every 100 ms; hitting one trips the capture: tracing stops for good, the
@@ -36,6 +43,7 @@
              breaker, lease_ms = 15000, last_heard = 0, status_at = 0,
              bytes_window = 0, max_bytes_rate = infinity, bytes_sent = 0,
              trace_off_us, redact = off,
+             nif = false, nif_dropped = 0, nif_stats = #{},
              run_mode = false, started}).
 
 start(Config, Caller) ->
@@ -55,21 +63,60 @@ connect(Config, Caller) ->
     case elixirscope_link:connect(Host, Port, maps:get(tls, Config, false), 5000) of
         {ok, Link} ->
             Token = maps:get(token, Config, <<>>),
+            {Kind, Note} = choose_tracer(Config, Caller, Link),
             Info = #{otp_release => list_to_binary(erlang:system_info(otp_release)),
                      monotonic_ns => erlang:monotonic_time(nanosecond),
                      time_offset_ns => erlang:time_offset(nanosecond),
                      schedulers => erlang:system_info(schedulers_online),
                      process_count => erlang:system_info(process_count),
-                     tracer => process},
+                     tracer => Kind, tracer_note => Note},
             _ = elixirscope_link:send(Link, term_to_binary({es_hello, 1, Token, node(), Info})),
             case await_welcome(5000) of
-                ok -> ready(Config, Caller, Link, Token);
+                ok -> ready(Config, Caller, Link, Token, Kind);
                 Why ->
+                    elixirscope_trace_setup:stop_nif(),
                     elixirscope_link:close(Link),
                     Caller ! {elixirscope_tracer_failed, self(), Why}
             end;
         {error, Why} ->
             Caller ! {elixirscope_tracer_failed, self(), {collector_unreachable, Host, Port, Why}}
+    end.
+
+%% The NIF tracer when the collector offered its library and it loads and
+%% starts here; the process tracer otherwise. Returns {Kind, WhyNotNif}.
+choose_tracer(Config, Caller, Link) ->
+    case maps:get(nif, Config, false) of
+        false -> {process, maps:get(nif_note, Config, <<>>)};
+        Path ->
+            case catch elixirscope_nif_tracer:load(Path) of
+                ok -> start_nif(Config, Caller, Link);
+                Other ->
+                    {process, fmt("the NIF tracer library did not load (~0p)", [Other])}
+            end
+    end.
+
+start_nif(Config, Caller, Link) ->
+    Own = [self(), Caller | elixirscope_link:pids(Link)],
+    case catch elixirscope_nif_tracer:start(self(), nif_options(Config, Own)) of
+        ok -> {nif, <<>>};
+        Other -> {process, fmt("the NIF tracer did not start (~0p)", [Other])}
+    end.
+
+%% Each scheduler's ring gets a share of the tracer memory budget (rings are
+%% allocated only on threads that record events).
+nif_options(Config, Own) ->
+    Budget = maps:get(budget, Config, #{}),
+    Memory = maps:get(max_memory, Budget, 256 * 1024 * 1024),
+    Threads = erlang:system_info(schedulers) + erlang:system_info(dirty_cpu_schedulers),
+    Ring = max(256 * 1024, min(8 * 1024 * 1024, Memory div (2 * Threads))),
+    Base = #{sample => max(1, maps:get(sample, Config, 1)),
+             call_values => maps:get(call_values, Config, true),
+             redact => maps:get(redact, Config, false),
+             ring_bytes => Ring, batch_bytes => 256 * 1024, max_inflight => 8,
+             own => Own},
+    case maps:get(max_events, Budget, infinity) of
+        Max when is_integer(Max) -> Base#{max_events => Max};
+        _ -> Base
     end.
 
 await_welcome(Timeout) ->
@@ -90,7 +137,7 @@ await_welcome(Timeout) ->
     after Timeout -> collector_silent
     end.
 
-ready(Config, Caller, Link, Token) ->
+ready(Config, Caller, Link, Token, Kind) ->
     Budget = maps:get(budget, Config, #{}),
     Now = erlang:monotonic_time(millisecond),
     case maps:get(max_duration_ms, Budget, infinity) of
@@ -120,9 +167,10 @@ ready(Config, Caller, Link, Token) ->
             max_backlog = maps:get(max_backlog, Budget, 100000),
             max_memory = maps:get(max_memory, Budget, 256 * 1024 * 1024),
             run_mode = maps:get(run_mode, Config, false),
+            nif = Kind =:= nif,
             window_start = Now, started = Now},
     LinkPids = elixirscope_link:pids(Link),
-    Caller ! {elixirscope_tracer_ready, self(), LinkPids},
+    Caller ! {elixirscope_tracer_ready, self(), LinkPids, Kind},
     erlang:send_after(100, self(), es_housekeeping),
     Watcher = case S0#st.run_mode of
                   true -> [{watch_for_elixir(self()), true}];
@@ -137,6 +185,7 @@ loop(S) ->
     end.
 
 handle(Msg, S) when element(1, Msg) =:= trace_ts -> trace_event(Msg, S);
+handle({es_nif_batch, Bin, N, Dropped}, S) -> budget(nif_batch(Bin, N, Dropped, S));
 handle({es_events, Evs}, S) -> agent_events(Evs, S);
 handle(Msg, S) when element(1, Msg) =:= tcp; element(1, Msg) =:= ssl;
                     element(1, Msg) =:= inet_reply;
@@ -161,9 +210,9 @@ handle({es_stop, From}, S) -> stop(From, S);
 handle({es_status, From, Ref}, S) -> From ! {Ref, stats(S)}, S;
 handle({es_flush_sync, From, Ref}, S) ->
     %% The program is about to halt: the last status carries the final counts.
-    S1 = flush(status(infinity, S)),
+    S1 = flush(status(infinity, nif_flush(S))),
     Seq = S1#st.seq + 1,
-    S2 = enqueue(term_to_binary({es_batch, Seq, S1#st.dropped, []}), Seq, 0, S1),
+    S2 = enqueue(term_to_binary({es_batch, Seq, dropped(S1), []}), Seq, 0, S1),
     case S2#st.seq of
         Seq -> rearm(S2#st{syncs = [{Seq, From, Ref} | S2#st.syncs]});
         _ -> From ! {Ref, busy}, S2
@@ -173,6 +222,55 @@ handle({'EXIT', _, Why}, S) ->
     %% A linked helper (the TLS sender, the module watch) died: fail safe.
     dead_man({helper_died, Why}, S);
 handle(_Other, S) -> S.
+
+%% A batch from the NIF tracer: already sampled, redacted and encoded; it
+%% becomes an es_batch frame without being decoded.
+nif_batch(Bin, N, NifDropped, S) ->
+    catch elixirscope_nif_tracer:batch_done(),
+    %% Agent events accepted before this batch arrived (setup, snapshot) go
+    %% first: the collector reads the setup before the events it explains.
+    S1 = (flush(S))#st{nif_dropped = max(NifDropped, S#st.nif_dropped)},
+    case S1#st.tripped of
+        false ->
+            Seq = S1#st.seq + 1,
+            Frame = <<131, 104, 4, 119, 8, "es_batch", (etf_body(Seq))/binary,
+                      (etf_body(dropped(S1)))/binary, Bin/binary>>,
+            enqueue(Frame, Seq, N, S1#st{total = S1#st.total + N,
+                                         since_check = S1#st.since_check + N});
+        _ -> S1#st{discarded = S1#st.discarded + N}
+    end.
+
+etf_body(Term) ->
+    <<131, Body/binary>> = term_to_binary(Term),
+    Body.
+
+%% Events dropped so far: by this process and by the NIF tracer's rings.
+dropped(S) -> S#st.dropped + S#st.nif_dropped.
+
+%% Batches the NIF tracer sent that are still in the mailbox (after it stopped).
+collect_nif_batches(S) ->
+    receive
+        {es_nif_batch, Bin, N, Dropped} -> collect_nif_batches(nif_batch(Bin, N, Dropped, S))
+    after 0 -> S
+    end.
+
+%% Makes the NIF tracer send everything recorded so far, and waits for it.
+nif_flush(#st{nif = false} = S) -> S;
+nif_flush(S) ->
+    Token = erlang:unique_integer([positive]),
+    case catch elixirscope_nif_tracer:flush(Token) of
+        ok -> await_nif_flush(Token, S, erlang:monotonic_time(millisecond) + 2000);
+        _ -> S
+    end.
+
+await_nif_flush(Token, S, Deadline) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {es_nif_flushed, Token} -> S;
+        {es_nif_batch, Bin, N, Dropped} ->
+            await_nif_flush(Token, nif_batch(Bin, N, Dropped, S), Deadline)
+    after Left -> S
+    end.
 
 %% Events the agent itself produced (start snapshot, states read at start).
 agent_events(Evs, S) ->
@@ -202,15 +300,16 @@ trace_event_foreign(Msg, S) ->
 %% Messages are sampled by content (so both sides of a message agree), calls by
 %% process (so call stacks stay whole). Callbacks of modules whose state was
 %% asked for, lifecycle events, exceptions and agent events are always kept.
+%% (phash2/1 rem N, as the NIF tracer computes it with enif_hash.)
 sample(Msg, #st{sample = 1} = S) -> accept(elixirscope_redact:event(Msg, S#st.redact), S);
 sample(Msg, #st{sample = N, state_mods = SM} = S) ->
     Keep = case Msg of
-               {trace_ts, _, send, M, _, _} -> erlang:phash2(M, N) =:= 0;
-               {trace_ts, _, 'receive', M, _} -> erlang:phash2(M, N) =:= 0;
+               {trace_ts, _, send, M, _, _} -> erlang:phash2(M) rem N =:= 0;
+               {trace_ts, _, 'receive', M, _} -> erlang:phash2(M) rem N =:= 0;
                {trace_ts, P, call, {Mod, _, _}, _} ->
-                   maps:is_key(Mod, SM) orelse erlang:phash2(P, N) =:= 0;
+                   maps:is_key(Mod, SM) orelse erlang:phash2(P) rem N =:= 0;
                {trace_ts, P, return_from, {Mod, _, _}, _, _} ->
-                   maps:is_key(Mod, SM) orelse erlang:phash2(P, N) =:= 0;
+                   maps:is_key(Mod, SM) orelse erlang:phash2(P) rem N =:= 0;
                _ -> true
            end,
     case Keep of
@@ -221,6 +320,9 @@ sample(Msg, #st{sample = N, state_mods = SM} = S) ->
 accept(_Msg, #st{tripped = T} = S) when T =/= false ->
     S#st{discarded = S#st.discarded + 1};
 accept(Msg, S) ->
+    %% In NIF mode only agent events come through here; they count against the
+    %% same event budget as the NIF tracer's.
+    _ = S#st.nif andalso (catch elixirscope_nif_tracer:reserve(1)),
     N = S#st.acc_n + 1,
     S1 = S#st{acc = [Msg | S#st.acc], acc_n = N, total = S#st.total + 1,
               since_check = S#st.since_check + 1},
@@ -273,8 +375,10 @@ fmt(F, A) -> iolist_to_binary(io_lib:format(F, A)).
 %% A trip is one-way: tracing stops and is never resumed by the agent.
 trip(Reason, Detail0, S) ->
     T0 = erlang:monotonic_time(microsecond),
-    %% Flags first: that stops the flow of events within a millisecond; removing
-    %% patterns can take much longer on a busy node and no longer matters then.
+    %% The NIF tracer records nothing more from here. Then flags: that stops
+    %% the flow of events within a millisecond; removing patterns can take much
+    %% longer on a busy node and no longer matters then.
+    _ = S#st.nif andalso (catch elixirscope_nif_tracer:deactivate()),
     erlang:trace(all, false, [all]),
     OffUs = erlang:monotonic_time(microsecond) - T0,
     S0 = stop_tracing(S),
@@ -283,14 +387,23 @@ trip(Reason, Detail0, S) ->
     Trip = {es_trip, erlang:monotonic_time(nanosecond), Reason, Detail},
     Seq = S1#st.seq + 1,
     %% The trip notice is small and must arrive: it is queued even past the byte limit.
-    Bin = term_to_binary({es_batch, Seq, S1#st.dropped, [Trip]}),
+    Bin = term_to_binary({es_batch, Seq, dropped(S1), [Trip]}),
     S2 = S1#st{seq = Seq, pending = queue:in(Bin, S1#st.pending),
                pending_bytes = S1#st.pending_bytes + byte_size(Bin),
                tripped = {Reason, Detail}},
     rearm(drain_pending(S2)).
 
-stop_tracing(S) ->
+stop_tracing(S0) ->
     erlang:trace(all, false, [all]),
+    S = case S0#st.nif of
+            true ->
+                NifStats = case catch elixirscope_nif_tracer:stop() of
+                               {ok, St} -> St;
+                               _ -> #{}
+                           end,
+                collect_nif_batches(S0#st{nif_stats = NifStats});
+            false -> S0
+        end,
     S1 = case S#st.watcher of
              undefined ->
                  elixirscope_module_watch:clear(),
@@ -320,7 +433,7 @@ collect_module_loads(S) ->
 flush(#st{acc_n = 0} = S) -> drain_pending(S);
 flush(S) ->
     Seq = S#st.seq + 1,
-    Bin = term_to_binary({es_batch, Seq, S#st.dropped, lists:reverse(S#st.acc)}),
+    Bin = term_to_binary({es_batch, Seq, dropped(S), lists:reverse(S#st.acc)}),
     enqueue(Bin, Seq, S#st.acc_n, S#st{acc = [], acc_n = 0}).
 
 enqueue(Bin, Seq, Events, S) ->
@@ -383,6 +496,7 @@ setup_done(Setup, S) ->
     Start = {es_setup, erlang:monotonic_time(nanosecond), maps:remove(pending, Setup)},
     StateMods = maps:from_list([{M, true} || {M, _} <- maps:get(state_modules, Setup, [])]
                                ++ [{M, true} || M <- PendingState]),
+    _ = S#st.nif andalso (catch elixirscope_nif_tracer:state_modules(maps:keys(StateMods))),
     accept(Start, S#st{setup = Setup, watcher = Watcher, state_mods = StateMods}).
 
 %% The watch set patterns on a module that just loaded.
@@ -415,10 +529,13 @@ status(Now0, S) ->
     {message_queue_len, Backlog} = erlang:process_info(self(), message_queue_len),
     {memory, Mem} = erlang:process_info(self(), memory),
     {RunQueue, NodeMem} = elixirscope_breaker:sample(),
-    Status = #{events => S#st.total, dropped => S#st.dropped, backlog => Backlog,
-               tracer_memory => Mem, node_memory => NodeMem, run_queue => RunQueue,
-               waiting_bytes => S#st.pending_bytes, bytes_sent => S#st.bytes_sent,
-               tripped => S#st.tripped, redactions => elixirscope_redact:counts()},
+    Nif = nif_stats(S),
+    Status = #{events => S#st.total, dropped => dropped(S), backlog => Backlog,
+               tracer_memory => Mem + maps:get(ring_bytes, Nif, 0),
+               node_memory => NodeMem, run_queue => RunQueue,
+               waiting_bytes => S#st.pending_bytes + maps:get(waiting_bytes, Nif, 0),
+               bytes_sent => S#st.bytes_sent,
+               tripped => S#st.tripped, redactions => redactions(S)},
     _ = send_frame(term_to_binary({es_status, Status}), S),
     S#st{status_at = Now}.
 
@@ -515,12 +632,28 @@ wait_ack(Seq, S, Deadline) ->
     after max(0, Left) -> ok
     end.
 
+%% The NIF tracer's counters (latest, or the final ones once it stopped).
+nif_stats(#st{nif = false}) -> #{};
+nif_stats(S) ->
+    case catch elixirscope_nif_tracer:stats() of
+        {ok, St} -> St;
+        _ -> S#st.nif_stats
+    end.
+
+redactions(#st{nif = false}) -> elixirscope_redact:counts();
+redactions(S) ->
+    maps:fold(fun(Rule, N, Acc) -> Acc#{Rule => N + maps:get(Rule, Acc, 0)} end,
+              elixirscope_redact:counts(), maps:get(redactions, nif_stats(S), #{})).
+
 stats(S) ->
-    #{events => S#st.total, dropped => S#st.dropped, sampled_out => S#st.sampled_out,
-      discarded_after_trip => S#st.discarded, batches => S#st.seq,
+    Nif = nif_stats(S),
+    #{events => S#st.total, dropped => dropped(S),
+      sampled_out => S#st.sampled_out + maps:get(sampled_out, Nif, 0),
+      discarded_after_trip => S#st.discarded + maps:get(over_budget, Nif, 0),
+      batches => S#st.seq,
       waiting_batches => queue:len(S#st.pending),
       trace_off_us => S#st.trace_off_us, bytes_sent => S#st.bytes_sent,
-      redactions => elixirscope_redact:counts(),
+      redactions => redactions(S),
       tripped => S#st.tripped, max_backlog_seen => S#st.max_backlog_seen,
       duration_ms => erlang:monotonic_time(millisecond) - S#st.started}.
 

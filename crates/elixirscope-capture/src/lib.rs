@@ -3,6 +3,7 @@
 //! - [`dist`]: hidden-node connection (EPMD, handshake, RPC through `rex`, ticks);
 //! - [`agent`]: the Erlang agent (source kept in `agent/`, compiled on the node at
 //!   attach), starting and stopping it, unloading it, and checking the node is clean;
+//! - [`nif`]: whether the NIF tracer can run on the node (else the process tracer);
 //! - [`spec`]: what to capture (profiles, budgets, sampling) and the agent's config;
 //! - [`run`]: starting a program with distribution enabled and the agent hook;
 //! - [`cookie`]: finding the cookie.
@@ -11,6 +12,7 @@ pub mod agent;
 pub mod convert;
 pub mod cookie;
 pub mod dist;
+pub mod nif;
 pub mod run;
 pub mod spec;
 mod stream;

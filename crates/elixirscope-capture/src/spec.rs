@@ -64,6 +64,33 @@ pub struct CaptureSpec {
     pub lease_ms: u64,
     pub redact: Redaction,
     pub budget: Budget,
+    /// Which tracer to run on the node.
+    #[serde(default)]
+    pub tracer: TracerChoice,
+}
+
+/// Which tracer records the events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TracerChoice {
+    /// The NIF tracer when the node can load it, else the process tracer.
+    #[default]
+    Auto,
+    /// The NIF tracer or nothing.
+    Nif,
+    /// The process tracer (an Erlang process receiving trace messages).
+    Process,
+}
+
+impl TracerChoice {
+    pub fn parse(text: &str) -> Option<TracerChoice> {
+        match text {
+            "auto" => Some(TracerChoice::Auto),
+            "nif" => Some(TracerChoice::Nif),
+            "process" => Some(TracerChoice::Process),
+            _ => None,
+        }
+    }
 }
 
 /// What the agent redacts on the node before anything leaves it.
@@ -188,6 +215,7 @@ impl CaptureSpec {
             quiet: QUIET_BY_DEFAULT.iter().map(|s| s.to_string()).collect(),
             lease_ms: 15_000,
             redact: Redaction::default(),
+            tracer: TracerChoice::Auto,
             budget: Budget {
                 max_events: 5_000_000,
                 max_rate: 300_000,

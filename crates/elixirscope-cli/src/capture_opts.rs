@@ -2,7 +2,7 @@
 
 use crate::Failure;
 use clap::Args;
-use elixirscope_capture::spec::PROFILES;
+use elixirscope_capture::spec::{TracerChoice, PROFILES};
 use elixirscope_capture::CaptureSpec;
 use elixirscope_term::mfa_pattern::parse_atom_target;
 use elixirscope_term::CallPattern;
@@ -24,6 +24,10 @@ pub struct CaptureOpts {
     /// Capture profile: light (alias production-light), default, deep-dive
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub profile: String,
+    /// Tracer: auto (the NIF tracer when the node can load it, else the process
+    /// tracer), nif, or process
+    #[arg(long, default_value = "auto", value_name = "KIND")]
+    pub tracer: String,
     /// Keep 1 in RATE messages and processes' calls (10, 1/10, 0.1 or 10%); spawns,
     /// exits and exceptions are always kept
     #[arg(long, value_name = "RATE")]
@@ -194,6 +198,12 @@ impl CaptureOpts {
                 "unknown profile '{}': choose one of {}",
                 self.profile,
                 names.join(", ")
+            ))
+        })?;
+        spec.tracer = TracerChoice::parse(&self.tracer).ok_or_else(|| {
+            Failure::from(format!(
+                "invalid --tracer '{}': use auto, nif or process",
+                self.tracer
             ))
         })?;
         for p in &self.trace {

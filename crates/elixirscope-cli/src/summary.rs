@@ -77,6 +77,17 @@ pub fn overview_text(o: &Overview) -> String {
         bytes(o.disk_bytes),
         o.bytes_per_event
     );
+    for t in &o.tracers {
+        let tracer = match t.tracer.as_str() {
+            "nif" => "NIF tracer".to_owned(),
+            "process" => "process tracer".to_owned(),
+            other => other.to_owned(),
+        };
+        match &t.note {
+            Some(why) => out.push_str(&format!("  tracer on {}: {tracer} ({why})\n", t.node)),
+            None => out.push_str(&format!("  tracer on {}: {tracer}\n", t.node)),
+        }
+    }
     let counts: Vec<String> = o.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
     out.push_str(&format!(
         "  events by kind: {}\n",

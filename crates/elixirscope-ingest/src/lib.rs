@@ -223,6 +223,7 @@ impl Sink for Ingestor {
                 name: hello.node.clone(),
                 otp_release: text("otp_release"),
                 tracer: text("tracer"),
+                tracer_note: Some(text("tracer_note")).filter(|n| !n.is_empty()),
                 time_offset_ns: offset,
             });
         }

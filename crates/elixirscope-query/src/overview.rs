@@ -30,6 +30,16 @@ pub struct Crash {
     pub reason: String,
 }
 
+/// The tracer that captured on one node.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeTracer {
+    pub node: String,
+    /// `nif` or `process`.
+    pub tracer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
 /// A session summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct Overview {
@@ -38,6 +48,8 @@ pub struct Overview {
     pub mode: String,
     pub target: String,
     pub nodes: Vec<String>,
+    /// Which tracer ran on each node, and why not the NIF tracer if not.
+    pub tracers: Vec<NodeTracer>,
     pub started: String,
     pub duration_s: f64,
     pub events: u64,
@@ -145,6 +157,15 @@ impl Session {
             mode: meta.mode.clone(),
             target: meta.target.clone(),
             nodes: meta.nodes.iter().map(|n| n.name.clone()).collect(),
+            tracers: meta
+                .nodes
+                .iter()
+                .map(|n| NodeTracer {
+                    node: n.name.clone(),
+                    tracer: n.tracer.clone(),
+                    note: n.tracer_note.clone(),
+                })
+                .collect(),
             started: self.wall(self.start_ns()),
             duration_s: (self.end_ns() - self.start_ns()).max(0) as f64 / 1e9,
             events,

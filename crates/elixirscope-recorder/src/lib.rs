@@ -11,6 +11,7 @@
 mod recording;
 
 use elixirscope_capture::agent::{self, CleanReport};
+use elixirscope_capture::nif;
 use elixirscope_capture::{cookie, run as launcher, CaptureSpec, Cookie, NodeConnection};
 use elixirscope_store::session::{self, SessionStatus};
 use elixirscope_term::Term;
@@ -312,7 +313,11 @@ fn attach(
     if let Err(e) = agent::load(&conn) {
         return Err(rec.fail(e.to_string()));
     }
-    if let Err(e) = agent::start(&conn, rec.config(&req.spec, false)) {
+    let tracer = match nif::choose(&conn, req.spec.tracer) {
+        Ok(t) => t,
+        Err(e) => return Err(rec.fail(e.to_string())),
+    };
+    if let Err(e) = agent::start(&conn, rec.config(&req.spec, false, &tracer)) {
         let _ = agent::unload(&conn);
         return Err(rec.fail(e.to_string()));
     }
@@ -360,7 +365,8 @@ fn run(
         let conn = NodeConnection::connect(&launched.node, &cookie)?;
         agent::check_node(&conn)?;
         agent::load(&conn)?;
-        agent::start(&conn, rec.config(&req.spec, true))?;
+        let tracer = nif::choose(&conn, req.spec.tracer)?;
+        agent::start(&conn, rec.config(&req.spec, true, &tracer))?;
         Ok(conn)
     };
     let conn = match attach(&mut launched) {

@@ -1,6 +1,7 @@
 //! One session being recorded: its directory, ingestor and ingest listener.
 
 use crate::{Actor, Observer, Progress, RecordError, TlsChoice};
+use elixirscope_capture::nif;
 use elixirscope_capture::CaptureSpec;
 use elixirscope_ingest::Ingestor;
 use elixirscope_store::audit;
@@ -131,15 +132,25 @@ impl Recording {
         })
     }
 
-    /// The agent's configuration for this recording.
-    pub(crate) fn config(&self, spec: &CaptureSpec, run_mode: bool) -> Term {
-        spec.agent_config(
+    /// The agent's configuration for this recording, with the tracer chosen
+    /// for the node.
+    pub(crate) fn config(&self, spec: &CaptureSpec, run_mode: bool, tracer: &nif::Choice) -> Term {
+        let mut config = spec.agent_config(
             &self.addr.ip().to_string(),
             self.addr.port(),
             &self.token,
             run_mode,
             self.cert.as_deref(),
-        )
+        );
+        if let Term::Map(entries) = &mut config {
+            match tracer {
+                nif::Choice::Nif(path) => entries.push((Term::atom("nif"), Term::string(path))),
+                nif::Choice::Process(why) => {
+                    entries.push((Term::atom("nif_note"), Term::string(why)))
+                }
+            }
+        }
+        config
     }
 
     /// Marks the session failed with `reason` and returns the error.

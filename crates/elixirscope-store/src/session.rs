@@ -83,6 +83,9 @@ pub struct NodeMeta {
     pub otp_release: String,
     /// Which tracer captured on this node (`process` or `nif`).
     pub tracer: String,
+    /// Why the NIF tracer did not run, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracer_note: Option<String>,
     /// `erlang:time_offset(nanosecond)` at capture start.
     pub time_offset_ns: i64,
 }

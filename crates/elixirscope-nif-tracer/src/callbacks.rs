@@ -1,0 +1,309 @@
+//! The `erl_tracer` callbacks, run by the VM on the scheduler of the traced
+//! process for every trace event.
+//!
+//! `enabled/3` decides without allocating: capture inactive (and then asks the
+//! VM to remove the tracer), the agent's own process, or a call sampled out by
+//! process. `trace/5` encodes the event, exactly as the trace message a process
+//! tracer would receive (redacted on the way), into this thread's ring, and
+//! drops it — counted — if the ring is full. Neither ever blocks or panics
+//! across the NIF boundary.
+
+use crate::capture::{Atoms, Capture, Local, ATOMS, LOCAL};
+use crate::clock::os_monotonic_ns;
+use crate::encode::Walker;
+use crate::etf;
+use crate::redact::NOT_CAPTURED;
+use crate::ring::Ring;
+use rustler::sys::{
+    enif_get_map_value, enif_get_tuple, enif_hash, enif_term_type, ErlNifEnv, ErlNifHash,
+    ErlNifTermType, ERL_NIF_TERM,
+};
+use std::sync::atomic::Ordering;
+
+/// `erlang:phash2/1` of a term.
+fn phash2(t: ERL_NIF_TERM) -> u64 {
+    // SAFETY: t is a valid term of the callback; hashing neither allocates nor fails.
+    unsafe { enif_hash(ErlNifHash::ERL_NIF_PHASH2, t, 0) }
+}
+
+/// Whether a process is sampled out (1 in `n` processes kept).
+fn process_sampled_out(cap: &Capture, pid: ERL_NIF_TERM) -> bool {
+    cap.settings.sample > 1 && !phash2(pid).is_multiple_of(cap.settings.sample as u64)
+}
+
+/// `enabled/3`: returns the decision as an atom term word.
+pub fn enabled(tag: ERL_NIF_TERM, tracee: ERL_NIF_TERM) -> ERL_NIF_TERM {
+    let Some(a) = ATOMS.get() else {
+        return 0;
+    };
+    let decision = LOCAL.try_with(|l| {
+        let Ok(mut l) = l.try_borrow_mut() else {
+            return a.discard;
+        };
+        let inactive = if tag == a.trace_status {
+            a.remove
+        } else {
+            a.discard
+        };
+        let Some(cap) = l.refresh() else {
+            return inactive;
+        };
+        if !cap.active.load(Ordering::Relaxed) {
+            return inactive;
+        }
+        if tag == a.trace_status {
+            return a.trace;
+        }
+        if cap.settings.discard_all {
+            return a.discard;
+        }
+        if cap.is_own(tracee as u64) {
+            return a.discard;
+        }
+        if (tag == a.call || tag == a.return_from)
+            && cap.state_modules.is_empty()
+            && process_sampled_out(cap, tracee)
+        {
+            if let Some(r) = &l.ring {
+                r.counters().sampled_out.fetch_add(1, Ordering::Relaxed);
+            }
+            return a.discard;
+        }
+        a.trace
+    });
+    decision.unwrap_or(a.discard)
+}
+
+/// `trace/5`: records one event.
+pub fn trace(
+    env: *mut ErlNifEnv,
+    tag: ERL_NIF_TERM,
+    tracee: ERL_NIF_TERM,
+    term: ERL_NIF_TERM,
+    opts: ERL_NIF_TERM,
+) {
+    let Some(a) = ATOMS.get() else {
+        return;
+    };
+    let _ = LOCAL.try_with(|l| {
+        let Ok(mut l) = l.try_borrow_mut() else {
+            return;
+        };
+        let l: &mut Local = &mut l;
+        if l.refresh().is_none() || !l.ensure_ring() {
+            return;
+        }
+        let (Some(cap), Some(ring)) = (l.capture.as_ref(), l.ring.as_ref()) else {
+            return;
+        };
+        if !cap.active.load(Ordering::Relaxed) {
+            return;
+        }
+        ring.enter();
+        if cap.active.load(Ordering::SeqCst) {
+            record(
+                env,
+                a,
+                cap,
+                ring,
+                &mut l.scratch,
+                &mut l.caches,
+                tag,
+                tracee,
+                term,
+                opts,
+            );
+        }
+        ring.leave();
+        if l.scratch.capacity() > 1 << 20 {
+            l.scratch = Vec::new();
+        }
+    });
+}
+
+enum Outcome {
+    Keep,
+    Skip,
+    SampledOut,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    env: *mut ErlNifEnv,
+    a: &Atoms,
+    cap: &Capture,
+    ring: &Ring,
+    scratch: &mut Vec<u8>,
+    caches: &mut crate::encode::Caches,
+    tag: ERL_NIF_TERM,
+    tracee: ERL_NIF_TERM,
+    term: ERL_NIF_TERM,
+    opts: ERL_NIF_TERM,
+) {
+    let ts = os_monotonic_ns() + cap.clock_offset;
+    scratch.clear();
+    let limit = ring.capacity() / 2 - crate::ring::HEADER;
+    let mut w = Walker {
+        env,
+        out: scratch,
+        caches,
+        rules: &cap.settings.rules,
+        redacted: [0; 6],
+        struct_key: a.struct_key,
+        limit,
+    };
+    let outcome = encode_event(&mut w, a, cap, tag, tracee, term, opts, ts);
+    let counters = ring.counters();
+    for (i, n) in w.redacted.iter().enumerate() {
+        if *n > 0 {
+            counters.redacted[i].fetch_add(*n, Ordering::Relaxed);
+        }
+    }
+    match outcome {
+        Outcome::Keep if w.overflowed() => {
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        Outcome::Keep => {
+            ring.push(ts, w.out);
+        }
+        Outcome::SampledOut => {
+            counters.sampled_out.fetch_add(1, Ordering::Relaxed);
+        }
+        Outcome::Skip => {}
+    }
+}
+
+fn elements(env: *mut ErlNifEnv, t: ERL_NIF_TERM) -> &'static [ERL_NIF_TERM] {
+    let mut arity = 0;
+    let mut array: *const ERL_NIF_TERM = std::ptr::null();
+    // SAFETY: on success `array` points at the tuple's elements, valid while
+    // the callback's env lives; the slice does not outlive the callback.
+    unsafe {
+        if enif_get_tuple(env, t, &mut arity, &mut array) == 0 || arity == 0 {
+            return &[];
+        }
+        std::slice::from_raw_parts(array, arity as usize)
+    }
+}
+
+fn is_list(env: *mut ErlNifEnv, t: ERL_NIF_TERM) -> bool {
+    // SAFETY: valid env and term.
+    let ty = unsafe { enif_term_type(env, t) };
+    matches!(ty, ErlNifTermType::ERL_NIF_TERM_TYPE_LIST)
+}
+
+/// Writes `{trace_ts, Tracee, Tag, Term, [Extra,] Ts}` as the process tracer
+/// would receive it, with the agent's redaction and sampling applied.
+#[allow(clippy::too_many_arguments)]
+fn encode_event(
+    w: &mut Walker<'_>,
+    a: &Atoms,
+    cap: &Capture,
+    tag: ERL_NIF_TERM,
+    tracee: ERL_NIF_TERM,
+    term: ERL_NIF_TERM,
+    opts: ERL_NIF_TERM,
+    ts: i64,
+) -> Outcome {
+    let env = w.env;
+    let s = &cap.settings;
+    let mut extra: ERL_NIF_TERM = 0;
+    // SAFETY: valid env; opts is the callback's options map; extra is writable.
+    let has_extra = unsafe { enif_get_map_value(env, opts, a.extra, &mut extra) } != 0;
+    if !has_extra {
+        extra = a.undefined;
+    }
+    let head = |w: &mut Walker<'_>, arity: usize| {
+        etf::tuple_header(w.out, arity);
+        w.atom(a.trace_ts);
+        w.pid(tracee);
+        w.atom(tag);
+    };
+    let keeps_module = |mfa: ERL_NIF_TERM| {
+        elements(env, mfa)
+            .first()
+            .is_some_and(|m| cap.state_modules.contains(*m as u64))
+    };
+    if tag == a.send || tag == a.send_to_non_existing_process {
+        if s.sample > 1 && !phash2(term).is_multiple_of(s.sample as u64) {
+            return Outcome::SampledOut;
+        }
+        head(w, 6);
+        w.redacted(term, 0);
+        w.raw(extra);
+    } else if tag == a.receive {
+        if s.sample > 1 && !phash2(term).is_multiple_of(s.sample as u64) {
+            return Outcome::SampledOut;
+        }
+        head(w, 5);
+        w.redacted(term, 0);
+    } else if tag == a.call {
+        if !cap.state_modules.is_empty() && !keeps_module(term) && process_sampled_out(cap, tracee)
+        {
+            return Outcome::SampledOut;
+        }
+        head(w, 5);
+        match elements(env, term) {
+            [m, f, args] if is_list(env, *args) => {
+                etf::tuple_header(w.out, 3);
+                w.atom(*m);
+                w.atom(*f);
+                w.args(*m, *f, *args);
+            }
+            _ => w.raw(term),
+        }
+    } else if tag == a.return_from {
+        if !cap.state_modules.is_empty() && !keeps_module(term) && process_sampled_out(cap, tracee)
+        {
+            return Outcome::SampledOut;
+        }
+        head(w, 6);
+        w.raw(term);
+        if s.call_values {
+            w.redacted(extra, 0);
+        } else {
+            w.literal(NOT_CAPTURED);
+        }
+    } else if tag == a.exception_from {
+        head(w, 6);
+        w.raw(term);
+        match elements(env, extra) {
+            [class, _] if !s.call_values => {
+                etf::tuple_header(w.out, 2);
+                w.raw(*class);
+                w.literal(NOT_CAPTURED);
+            }
+            _ => w.redacted(extra, 0),
+        }
+    } else if tag == a.exit {
+        head(w, 5);
+        w.redacted(term, 0);
+    } else if tag == a.spawn || tag == a.spawned {
+        if tag == a.spawned && cap.is_own(term as u64) {
+            cap.add_own(tracee as u64);
+            return Outcome::Skip;
+        }
+        head(w, 6);
+        w.raw(term);
+        match elements(env, extra) {
+            [m, f, args] if is_list(env, *args) => {
+                etf::tuple_header(w.out, 3);
+                w.atom(*m);
+                w.atom(*f);
+                w.args(*m, *f, *args);
+            }
+            _ => w.raw(extra),
+        }
+    } else if tag == a.unregister && term == a.boot_name {
+        // The run-mode boot hook giving back its temporary name.
+        return Outcome::Skip;
+    } else {
+        head(w, if has_extra { 6 } else { 5 });
+        w.raw(term);
+        if has_extra {
+            w.raw(extra);
+        }
+    }
+    etf::integer(w.out, ts);
+    Outcome::Keep
+}
