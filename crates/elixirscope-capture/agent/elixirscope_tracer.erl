@@ -138,6 +138,8 @@ await_welcome(Timeout) ->
     end.
 
 ready(Config, Caller, Link, Token, Kind) ->
+    %% From here on the lease and the dead-man unload the agent.
+    catch exit(whereis(elixirscope_janitor), kill),
     Budget = maps:get(budget, Config, #{}),
     Now = erlang:monotonic_time(millisecond),
     case maps:get(max_duration_ms, Budget, infinity) of

@@ -63,14 +63,32 @@ Load = fun(Mod, Src) ->
         {error, E} -> {parse_failed, E}
     end
 end,
+%% A collector that dies or freezes between loading the agent and starting the
+%% capture cannot unload it: a janitor does, unless a capture is running by then.
+Janitor = fun() ->
+    receive after 60000 -> ok end,
+    case whereis(elixirscope_tracer) of
+        undefined ->
+            [begin code:purge(M), code:delete(M), code:purge(M) end || {M, _} <- Sources];
+        _ -> ok
+    end
+end,
 case code:ensure_loaded(compile) of
-    {module, compile} -> [{M, Load(M, S)} || {M, S} <- Sources];
+    {module, compile} ->
+        Loaded = [{M, Load(M, S)} || {M, S} <- Sources],
+        case whereis(elixirscope_janitor) of
+            undefined -> ok;
+            Old -> exit(Old, kill)
+        end,
+        catch register(elixirscope_janitor, spawn(Janitor)),
+        Loaded;
     _ -> no_compiler
 end.
 "#;
 
 /// Removes the agent modules (current and old code).
 const UNLOAD_EXPR: &str = r#"
+catch exit(whereis(elixirscope_janitor), kill),
 [begin code:purge(M), code:delete(M), code:purge(M), M end || M <- Mods].
 "#;
 

@@ -133,9 +133,14 @@ fn a_silent_recorder_loses_its_lease_and_the_agent_leaves() {
         .spawn()
         .unwrap();
     let loaded = |n: &BeamNode| n.eval("code:is_loaded(elixirscope_tracer) =/= false");
+    // Capture is running once the tracer is registered and new processes
+    // get trace flags.
+    let tracing = |n: &BeamNode| {
+        n.eval("whereis(elixirscope_tracer) =/= undefined andalso erlang:trace_info(new_processes, flags) =/= {flags, []}")
+    };
     let mut up = false;
     for _ in 0..100 {
-        if loaded(&node) == "true" {
+        if tracing(&node) == "true" {
             up = true;
             break;
         }
@@ -155,12 +160,17 @@ fn a_silent_recorder_loses_its_lease_and_the_agent_leaves() {
         }
     }
     let flags = node.eval("{erlang:trace_info(new_processes, flags), length([P || P <- erlang:processes(), case erlang:trace_info(P, flags) of {flags, [_ | _]} -> true; _ -> false end])}");
+    let where_ = if gone {
+        String::new()
+    } else {
+        node.eval("{whereis(elixirscope_tracer), catch erlang:process_info(whereis(elixirscope_tracer), [current_stacktrace, message_queue_len, status]), [M || {M, _} <- code:all_loaded(), lists:prefix(\"elixirscope\", atom_to_list(M))]}")
+    };
     Command::new("kill").args(["-KILL", &pid]).status().unwrap();
     let _ = rec.wait();
     assert!(up, "capture never started");
     assert!(
         gone,
-        "the agent was still loaded 6 s after its 2 s lease ran out"
+        "the agent was still loaded 6 s after its 2 s lease ran out; agent processes: {where_}"
     );
     assert_eq!(flags, "{{flags,[]},0}");
 }
