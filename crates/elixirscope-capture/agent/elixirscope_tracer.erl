@@ -43,7 +43,7 @@
              breaker, lease_ms = 15000, last_heard = 0, status_at = 0,
              bytes_window = 0, max_bytes_rate = infinity, bytes_sent = 0,
              trace_off_us, redact = off,
-             nif = false, nif_dropped = 0, nif_stats = #{},
+             nif = false, nif_dropped = 0, nif_stats = #{}, nif_owed = 0,
              run_mode = false, started}).
 
 start(Config, Caller) ->
@@ -183,7 +183,7 @@ ready(Config, Caller, Link, Token, Kind) ->
 
 loop(S) ->
     receive
-        Msg -> loop(handle(Msg, S))
+        Msg -> loop(nif_repay(handle(Msg, S)))
     end.
 
 handle(Msg, S) when element(1, Msg) =:= trace_ts -> trace_event(Msg, S);
@@ -228,7 +228,6 @@ handle(_Other, S) -> S.
 %% A batch from the NIF tracer: already sampled, redacted and encoded; it
 %% becomes an es_batch frame without being decoded.
 nif_batch(Bin, N, NifDropped, S) ->
-    catch elixirscope_nif_tracer:batch_done(),
     %% Agent events accepted before this batch arrived (setup, snapshot) go
     %% first: the collector reads the setup before the events it explains.
     S1 = (flush(S))#st{nif_dropped = max(NifDropped, S#st.nif_dropped)},
@@ -237,10 +236,29 @@ nif_batch(Bin, N, NifDropped, S) ->
             Seq = S1#st.seq + 1,
             Frame = <<131, 104, 4, 119, 8, "es_batch", (etf_body(Seq))/binary,
                       (etf_body(dropped(S1)))/binary, Bin/binary>>,
-            enqueue(Frame, Seq, N, S1#st{total = S1#st.total + N,
-                                         since_check = S1#st.since_check + N});
-        _ -> S1#st{discarded = S1#st.discarded + N}
+            S2 = S1#st{total = S1#st.total + N, since_check = S1#st.since_check + N},
+            case S2#st.pending_bytes + byte_size(Frame) =< S2#st.max_buffer of
+                true ->
+                    catch elixirscope_nif_tracer:batch_done(),
+                    enqueue(Frame, Seq, N, S2);
+                false ->
+                    %% The collector is not keeping up: this batch is dropped
+                    %% and counted, and the drain thread is not told it may
+                    %% send more until the queue has room again, so the NIF's
+                    %% rings fill and drop at the source, where it is cheapest.
+                    S2#st{dropped = S2#st.dropped + N, nif_owed = S2#st.nif_owed + 1}
+            end;
+        _ ->
+            catch elixirscope_nif_tracer:batch_done(),
+            S1#st{discarded = S1#st.discarded + N}
     end.
+
+%% Lets the drain thread send again once the queue is half empty.
+nif_repay(#st{nif_owed = 0} = S) -> S;
+nif_repay(#st{pending_bytes = P, max_buffer = Max} = S) when P > Max div 2 -> S;
+nif_repay(#st{nif_owed = N} = S) ->
+    [catch elixirscope_nif_tracer:batch_done() || _ <- lists:seq(1, N)],
+    S#st{nif_owed = 0}.
 
 etf_body(Term) ->
     <<131, Body/binary>> = term_to_binary(Term),

@@ -27,18 +27,31 @@ pub enum Choice {
     Process(String),
 }
 
-/// Where the NIF library is on this machine, if anywhere.
-pub fn locate() -> Option<PathBuf> {
+/// Where the NIF library is on this machine, or why it is not there.
+pub fn locate() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("ELIXIRSCOPE_NIF") {
         let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "ELIXIRSCOPE_NIF is {}, which is not a file (point it at {LIBRARY} or unset it)",
+                p.display()
+            ))
+        };
     }
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?;
+    let not_found = || {
+        format!(
+            "{LIBRARY} was not found next to the elixirscope executable (set ELIXIRSCOPE_NIF to its path)"
+        )
+    };
+    let exe = std::env::current_exe().map_err(|_| not_found())?;
+    let dir = exe.parent().ok_or_else(not_found)?;
     [dir.join(LIBRARY), dir.join("..").join(LIBRARY)]
         .into_iter()
         .find(|p| p.is_file())
         .and_then(|p| p.canonicalize().ok())
+        .ok_or_else(not_found)
 }
 
 /// Same file on the node: size and MD5 of the bytes it reads at `path`.
@@ -65,10 +78,9 @@ pub fn choose(conn: &NodeConnection, choice: TracerChoice) -> Result<Choice, Cap
     if choice == TracerChoice::Process {
         return Ok(Choice::Process("the process tracer was asked for".into()));
     }
-    let Some(path) = locate() else {
-        return refuse(format!(
-            "{LIBRARY} was not found next to the elixirscope executable (set ELIXIRSCOPE_NIF to its path)"
-        ));
+    let path = match locate() {
+        Ok(path) => path,
+        Err(why) => return refuse(why),
     };
     match same_file_on_node(conn, &path) {
         Ok(true) => Ok(Choice::Nif(without_extension(&path))),

@@ -1,0 +1,310 @@
+//! The NIF tracer against real nodes: it records the same events as the
+//! process tracer for the same workload, it is chosen automatically and the
+//! session says which tracer ran (and why not the NIF), and when the collector
+//! stops reading its rings fill up and drop, counted, while the node's memory
+//! stays bounded and it keeps answering.
+
+mod common;
+
+use common::{fixture, require_beam, stderr, stdout, unique, BeamNode, Home};
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+
+const PLANTED: &[&str] = &["PLANTED-STATE", "PLANTED-ARG", "PLANTED-TOKEN", "4111 1111"];
+
+fn record_equivalence(home: &Home, session: &str, tracer: &str) {
+    let script = fixture("equivalence.exs");
+    let out = home.run(&[
+        "run",
+        "--session",
+        session,
+        "--tracer",
+        tracer,
+        "--state",
+        "Equiv.Counter",
+        "--trace",
+        "Equiv.Math._/_",
+        "--redact-arg",
+        "Equiv.Math.login/2=2",
+        "--",
+        "elixir",
+        script.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{tracer}: {}", stderr(&out));
+}
+
+/// Pids and references renamed by order of first appearance, so two runs
+/// of the same program compare equal.
+struct Normalizer(BTreeMap<String, String>);
+
+impl Normalizer {
+    fn apply(&mut self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = ["#PID<", "#Reference<", "<0.", "#Function<"]
+            .iter()
+            .filter_map(|p| rest.find(p))
+            .min()
+        {
+            let end = at + rest[at..].find('>').map_or(rest.len() - at, |e| e + 1);
+            out.push_str(&rest[..at]);
+            let token = &rest[at..end];
+            let n = self.0.len();
+            let name = self.0.entry(token.to_owned()).or_insert(format!("P{n}"));
+            out.push_str(name);
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// The events of one process (or of one kind) as comparable lines.
+fn lines(home: &Home, session: &str, filter: &[&str]) -> Vec<String> {
+    let mut args = vec!["events", session, "--full", "--limit", "1000000"];
+    args.extend_from_slice(filter);
+    let v = home.json(&args);
+    let mut norm = Normalizer(BTreeMap::new());
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or("").to_owned();
+            format!(
+                "{} {} {} {} {}",
+                field("kind"),
+                norm.apply(&field("pid")),
+                field("mfa"),
+                norm.apply(&field("term")),
+                norm.apply(&field("term2"))
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn both_tracers_record_the_same_workload() {
+    require_beam();
+    let home = Home::new();
+    record_equivalence(&home, "by-process", "process");
+    record_equivalence(&home, "by-nif", "nif");
+
+    let show = |s: &str| home.json(&["show", s]);
+    let (p, n) = (show("by-process"), show("by-nif"));
+    assert_eq!(p["tracers"][0]["tracer"], "process", "{p}");
+    assert_eq!(n["tracers"][0]["tracer"], "nif", "{n}");
+    assert_eq!(p["dropped"], 0);
+    assert_eq!(n["dropped"], 0);
+    // The same redaction rules fired the same number of times.
+    assert_eq!(p["redactions"], n["redactions"]);
+    assert!(n["redactions"]["argument"].as_u64() >= Some(1), "{n}");
+    assert!(n["redactions"]["card"].as_u64() >= Some(1), "{n}");
+    // Counts of the workload's kinds agree (the VM's own boot traffic around
+    // them may differ by a message or two between any two runs).
+    for kind in ["call", "return", "exception", "state"] {
+        assert_eq!(p["counts"][kind], n["counts"][kind], "{kind}: {p} vs {n}");
+    }
+    // Equiv.Math: 50 squares, login, fail; Equiv.Counter's callbacks: init,
+    // 22 handle_call, 21 handle_cast, 1 handle_info.
+    assert_eq!(n["counts"]["call"], 52 + 1 + 22 + 21 + 1);
+
+    // Every event of the GenServer and of the ping-pong partner, in order,
+    // with its terms; traced calls with their arguments and results.
+    for filter in [
+        &["--pid", "Equiv.Counter"][..],
+        &["--pid", "equiv_pong"],
+        &["--kind", "call"],
+        &["--kind", "return"],
+        &["--kind", "exception"],
+        &["--kind", "state"],
+    ] {
+        let (a, b) = (
+            lines(&home, "by-process", filter),
+            lines(&home, "by-nif", filter),
+        );
+        assert!(!a.is_empty(), "{filter:?}: no events");
+        assert_eq!(a, b, "{filter:?} differs between the tracers");
+    }
+
+    // Neither tracer let a planted secret out.
+    for s in ["by-process", "by-nif"] {
+        let out = home.run(&["events", s, "--full", "--limit", "1000000"]);
+        let text = stdout(&out);
+        for secret in PLANTED {
+            assert!(!text.contains(secret), "{s} leaked {secret}");
+        }
+    }
+}
+
+#[test]
+fn an_unavailable_nif_falls_back_and_says_why_unless_it_was_asked_for() {
+    require_beam();
+    let home = Home::new();
+    let script = fixture("script.exs");
+    let missing = home.path().join("no-such-library.so");
+    let run = |tracer: &str, session: &str| {
+        home.cmd(&[
+            "run",
+            "--session",
+            session,
+            "--tracer",
+            tracer,
+            "--",
+            "elixir",
+        ])
+        .arg(&script)
+        .env("ELIXIRSCOPE_NIF", &missing)
+        .output()
+        .unwrap()
+    };
+    let forced = run("nif", "forced");
+    assert_eq!(forced.status.code(), Some(1), "{}", stderr(&forced));
+    let err = stderr(&forced);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("the NIF tracer cannot run") && err.contains("ELIXIRSCOPE_NIF"),
+        "{err}"
+    );
+
+    let auto = run("auto", "fallback");
+    assert!(auto.status.success(), "{}", stderr(&auto));
+    assert!(
+        stdout(&auto).contains("process tracer (ELIXIRSCOPE_NIF is"),
+        "{}",
+        stdout(&auto)
+    );
+    let o = home.json(&["show", "fallback"]);
+    assert_eq!(o["tracers"][0]["tracer"], "process", "{o}");
+    assert!(
+        o["tracers"][0]["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not a file"),
+        "{o}"
+    );
+    assert!(o["counts"]["spawn"].as_u64() > Some(0), "{o}");
+}
+
+/// Node memory may grow by the rings (2 scheduler threads at most record
+/// here), the tracer's queue for the collector (16 MB in the default profile)
+/// and the batches in flight, plus slack for everything else; never with the
+/// amount of load.
+const RING_BYTES: u64 = 2 << 20;
+const BOUND: u64 = 2 * RING_BYTES + (16 << 20) + (2 << 20) + (16 << 20);
+
+#[test]
+fn full_rings_drop_and_count_while_the_node_keeps_answering() {
+    require_beam();
+    let home = Home::new();
+    let node = BeamNode::elixir("fill", &[fixture("flood.ex")], "Process.sleep(:infinity)");
+    // 16 MB of tracer memory over 4 scheduler threads gives 2 MB rings.
+    let mut rec = home
+        .cmd(&[
+            "record",
+            &node.name,
+            "--cookie",
+            &node.cookie,
+            "--session",
+            "fill",
+            "--tracer",
+            "nif",
+            "--max-tracer-memory",
+            "16MB",
+            "--max-rate",
+            "1000000000",
+            "--max-bytes-rate",
+            "100GB",
+            "--max-backlog",
+            "100000000",
+            "--lease",
+            "120s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if node.eval("erlang:trace_info(new_processes, flags) =/= {flags, []}") == "true" {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(up, "capture never started");
+
+    let before: u64 = node.eval("erlang:memory(total)").parse().unwrap();
+    // The collector stops reading (for less than the socket's 5 s send
+    // timeout, after which the agent would give up and leave); the node floods.
+    let pid = rec.id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let probe_dir = tempfile::tempdir().unwrap();
+    let ok = Command::new("erlc")
+        .arg("-o")
+        .arg(probe_dir.path())
+        .arg(fixture("probe.erl"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let started = node.eval("'Elixir.Flood':start(2)");
+    assert_eq!(started, "ok");
+    let probe = Command::new("erl")
+        .args([
+            "-noshell",
+            "-sname",
+            &format!("{}@localhost", unique("probe")),
+        ])
+        .args(["-setcookie", &node.cookie, "-pa"])
+        .arg(probe_dir.path())
+        .args(["-run", "probe", "main", &node.name, "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let ring_drops: u64 = node
+        .eval("{ok, St} = elixirscope_nif_tracer:stats(), maps:get(dropped, St)")
+        .parse()
+        .unwrap_or(0);
+    let probed = probe.wait_with_output().unwrap();
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    node.eval("[exit(P, kill) || P <- erlang:processes(), element(1, element(2, erlang:process_info(P, current_function))) =:= 'Elixir.Flood']");
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let out = rec.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let figures: Vec<u64> = String::from_utf8_lossy(&probed.stdout)
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [max_latency_us, _, max_memory, samples] = figures[..] else {
+        panic!(
+            "probe printed {:?}",
+            String::from_utf8_lossy(&probed.stdout)
+        )
+    };
+    let growth = max_memory.saturating_sub(before);
+    let o = home.json(&["show", "fill"]);
+    eprintln!(
+        "fill: ring drops {ring_drops}; session dropped {}; node memory +{} KB; max RPC latency {} ms over {samples} samples",
+        o["dropped"],
+        growth / 1024,
+        max_latency_us / 1000
+    );
+    assert!(samples > 100, "{samples} probe samples");
+    assert!(ring_drops > 0, "the rings never filled");
+    assert!(
+        o["dropped"].as_u64() >= Some(ring_drops),
+        "session counts {} dropped, the rings alone {ring_drops}",
+        o["dropped"]
+    );
+    assert_eq!(o["trips"].as_array().map(Vec::len), Some(0), "{o}");
+    assert!(growth < BOUND, "node memory grew by {growth} bytes");
+    assert!(
+        max_latency_us < 100_000,
+        "an RPC took {} ms",
+        max_latency_us / 1000
+    );
+    // Everything recorded before and after the stall is in the session.
+    assert!(o["events"].as_u64() > Some(1000), "{o}");
+}
