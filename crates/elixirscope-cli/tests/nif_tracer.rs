@@ -199,7 +199,7 @@ fn full_rings_drop_and_count_while_the_node_keeps_answering() {
     let home = Home::new();
     let node = BeamNode::elixir("fill", &[fixture("flood.ex")], "Process.sleep(:infinity)");
     // 16 MB of tracer memory over 4 scheduler threads gives 2 MB rings.
-    let mut rec = home
+    let rec = home
         .cmd(&[
             "record",
             &node.name,
