@@ -18,6 +18,9 @@ pub struct StoreResult {
     pub open_ms: f64,
     pub state_ms: (f64, f64),
     pub window_ms: (f64, f64),
+    pub flame_calls: u64,
+    pub flame_runs: usize,
+    pub flame_ms: (f64, f64),
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -171,5 +174,8 @@ pub fn run(n: u64) -> StoreResult {
             percentile(&mut window_lat, 0.5),
             percentile(&mut window_lat, 0.99),
         ),
+        flame_calls: 0,
+        flame_runs: 0,
+        flame_ms: (0.0, 0.0),
     }
 }

@@ -1,0 +1,237 @@
+%% The benchmark's workloads and its in-node baselines (untraced, the NIF
+%% discard floor, dbg's process tracer, dbg's ip trace port).
+%%
+%% run(Workload, Size, Tracing) runs one workload in a fresh driver process and
+%% returns {Micros, PeakMemoryIncrease, TraceMessages}: the workload's own time,
+%% the node's peak memory above where it started (sampled every 2 ms), and how
+%% many trace messages dbg's counting tracer saw (0 for the other set-ups).
+%% Tracing applies to processes created after it is set up (the driver and
+%% everything it spawns), with the same flags and match specs for every tracer.
+-module(bench_work).
+-export([run/3, tiny/1, frames/3]).
+-export([init/1, handle_call/3, handle_cast/2]).
+
+-define(WORKERS, 100).
+
+tiny(X) -> X + 1.
+
+%% ---- workloads -------------------------------------------------------------
+
+%% Call-heavy: ?WORKERS processes each call tiny/1 Size div ?WORKERS times.
+workload(calls, Size) ->
+    Per = max(1, Size div ?WORKERS),
+    Parent = self(),
+    Pids = [spawn_link(fun() -> loop(Per, 0), Parent ! {done, self()} end)
+            || _ <- lists:seq(1, ?WORKERS)],
+    [receive {done, P} -> ok end || P <- Pids],
+    ok;
+%% Message-heavy: Size round trips between pairs of processes.
+workload(pingpong, Size) ->
+    Pairs = 4,
+    Per = max(1, Size div Pairs),
+    Parent = self(),
+    Pids = [spawn_link(fun() ->
+                               Echo = spawn_link(fun echo/0),
+                               ping(Echo, Per),
+                               Echo ! stop,
+                               Parent ! {done, self()}
+                       end) || _ <- lists:seq(1, Pairs)],
+    [receive {done, P} -> ok end || P <- Pids],
+    ok;
+%% GenServer-heavy: 4 servers with map state, 8 clients; Size requests, every
+%% second one a call (reply awaited), the others casts.
+workload(genserver, Size) ->
+    Servers = [begin {ok, S} = gen_server:start_link(?MODULE, I, []), S end
+               || I <- lists:seq(1, 4)],
+    Clients = 8,
+    Per = max(1, Size div Clients),
+    Parent = self(),
+    Pids = [spawn_link(fun() -> client(Servers, Per, C), Parent ! {done, self()} end)
+            || C <- lists:seq(1, Clients)],
+    [receive {done, P} -> ok end || P <- Pids],
+    [begin unlink(S), exit(S, kill) end || S <- Servers],
+    ok.
+
+loop(0, Acc) -> Acc;
+loop(N, Acc) -> loop(N - 1, ?MODULE:tiny(Acc)).
+
+ping(_Echo, 0) -> ok;
+ping(Echo, N) ->
+    Echo ! {ping, self(), N},
+    receive {pong, N} -> ping(Echo, N - 1) end.
+
+echo() ->
+    receive
+        {ping, From, N} -> From ! {pong, N}, echo();
+        stop -> ok
+    end.
+
+client(_Servers, 0, _C) -> ok;
+client(Servers, N, C) ->
+    S = lists:nth(1 + (N + C) rem length(Servers), Servers),
+    case N rem 2 of
+        0 -> {ok, _} = gen_server:call(S, {add, C, N});
+        1 -> gen_server:cast(S, {note, N})
+    end,
+    client(Servers, N - 1, C).
+
+init(I) -> {ok, #{id => I, total => 0, calls => 0, last => []}}.
+
+handle_call({add, C, N}, _From, S = #{total := T, calls := K}) ->
+    {reply, {ok, T + N}, S#{total := T + N, calls := K + 1, last := [C]}}.
+
+handle_cast({note, N}, S = #{last := L}) ->
+    {noreply, S#{last := lists:sublist([N | L], 4)}}.
+
+%% ---- tracing set-ups ---------------------------------------------------------
+
+flags(calls) -> [call];
+flags(pingpong) -> [send, 'receive'];
+flags(genserver) -> [send, 'receive', call].
+
+patterns(calls) -> [{?MODULE, tiny, 1}];
+patterns(pingpong) -> [];
+patterns(genserver) -> [{?MODULE, handle_call, 3}, {?MODULE, handle_cast, 2}].
+
+match_spec() -> [{'_', [], [{exception_trace}]}].
+
+run(W, Size, Tracing) ->
+    erlang:garbage_collect(),
+    Base = erlang:memory(total),
+    Sampler = spawn(fun() -> sample(Base, 0) end),
+    {_, Stop} = setup(Tracing, W),
+    T0 = erlang:monotonic_time(microsecond),
+    Driver = spawn(fun() -> workload(W, Size) end),
+    Mon = erlang:monitor(process, Driver),
+    receive {'DOWN', Mon, process, Driver, _} -> ok end,
+    Micros = erlang:monotonic_time(microsecond) - T0,
+    Count = Stop(),
+    Sampler ! {report, self()},
+    Peak = receive {peak, P} -> P after 5000 -> 0 end,
+    {Micros, Peak, Count}.
+
+sample(Base, Peak) ->
+    receive
+        {report, From} -> From ! {peak, max(Peak, erlang:memory(total) - Base)}
+    after 2 ->
+        sample(Base, max(Peak, erlang:memory(total) - Base))
+    end.
+
+set_patterns(W, On) ->
+    [erlang:trace_pattern(MFA, case On of true -> match_spec(); false -> false end, [local])
+     || MFA <- patterns(W)].
+
+%% Each returns {_, StopFun}; StopFun turns tracing off and returns the count.
+setup(none, _W) ->
+    {none, fun() -> 0 end};
+setup({floor, Lib}, W) ->
+    %% An erl_tracer NIF whose enabled/3 discards every event.
+    code:ensure_loaded(elixirscope_nif_tracer),
+    ok = case elixirscope_nif_tracer:load(unicode:characters_to_list(Lib)) of
+             ok -> ok;
+             {error, {reload, _}} -> ok;
+             {error, {upgrade, _}} -> ok;
+             Other -> Other
+         end,
+    ok = elixirscope_nif_tracer:start(self(), #{discard_all => true}),
+    set_patterns(W, true),
+    erlang:trace(new, true, flags(W) ++ [{tracer, elixirscope_nif_tracer, []}]),
+    {floor, fun() ->
+                    erlang:trace(new, false, [all]),
+                    set_patterns(W, false),
+                    _ = elixirscope_nif_tracer:stop(),
+                    0
+            end};
+setup(dbg_process, W) ->
+    Counter = counters:new(1, []),
+    {ok, _} = dbg:tracer(process, {counting(Counter), 0}),
+    dbg_patterns(W),
+    {ok, _} = dbg:p(new, flags(W)),
+    {dbg, fun() -> dbg_stop(Counter) end};
+setup(dbg_ip, W) ->
+    %% The client reading the port runs on this node too.
+    Counter = counters:new(1, []),
+    {ok, _} = dbg:tracer(port, dbg:trace_port(ip, {0, 10000000})),
+    {ok, Port} = dbg:trace_port_control(node(), get_listen_port),
+    Client = dbg:trace_client(ip, {"localhost", Port}, {counting(Counter), 0}),
+    dbg_patterns(W),
+    {ok, _} = dbg:p(new, flags(W)),
+    {dbg, fun() -> Count = dbg_stop(Counter), catch dbg:stop_trace_client(Client), Count end}.
+
+%% dbg's handler: counts trace messages (end_of_trace included, not counted).
+counting(Counter) ->
+    fun(end_of_trace, S) -> S;
+       (_, S) -> counters:add(Counter, 1, 1), S
+    end.
+
+dbg_patterns(W) ->
+    [{ok, _} = dbg:tpl(M, F, A, match_spec()) || {M, F, A} <- patterns(W)].
+
+%% Stops dbg once every trace message has reached the counting fun, and
+%% returns how many there were.
+dbg_stop(Counter) ->
+    dbg:p(all, clear),
+    Ref = erlang:trace_delivered(all),
+    receive {trace_delivered, all, Ref} -> ok after 60000 -> ok end,
+    dbg:ctpl(),
+    catch dbg:flush_trace_port(),
+    settle(Counter, -1),
+    Count = counters:get(Counter, 1),
+    dbg:stop(),
+    Count.
+
+%% Waits until the count has not moved for 100 ms.
+settle(Counter, Last) ->
+    case counters:get(Counter, 1) of
+        Last -> ok;
+        Now -> timer:sleep(100), settle(Counter, Now)
+    end.
+
+%% ---- recorded frames, for the collector's ingest benchmark ---------------------
+
+%% Runs the three workloads under a process tracer that turns trace messages
+%% into the agent's frames ({es_hello, ...}, then {es_batch, Seq, 0, Events} of
+%% 2,000 events), written length-prefixed to File. Returns the event count.
+frames(File, Size, _Opts) ->
+    Info = #{otp_release => list_to_binary(erlang:system_info(otp_release)),
+             monotonic_ns => erlang:monotonic_time(nanosecond),
+             time_offset_ns => erlang:time_offset(nanosecond),
+             schedulers => erlang:system_info(schedulers_online),
+             process_count => erlang:system_info(process_count),
+             tracer => process, tracer_note => <<>>},
+    Hello = term_to_binary({es_hello, 1, <<>>, node(), Info}),
+    Collector = spawn(fun() ->
+                              {ok, Fd} = file:open(File, [write, raw, binary, delayed_write]),
+                              write_frame(Fd, Hello),
+                              collect(Fd, 1, [], 0, 0)
+                      end),
+    [begin
+         set_patterns(W, true),
+         erlang:trace(new, true, flags(W) ++ [monotonic_timestamp, {tracer, Collector}]),
+         Driver = spawn(fun() -> workload(W, Size) end),
+         Mon = erlang:monitor(process, Driver),
+         receive {'DOWN', Mon, process, Driver, _} -> ok end,
+         erlang:trace(new, false, [all]),
+         erlang:trace(all, false, [all]),
+         set_patterns(W, false)
+     end || W <- [calls, pingpong, genserver]],
+    Ref = erlang:trace_delivered(all),
+    receive {trace_delivered, all, Ref} -> ok end,
+    Collector ! {done, self()},
+    receive {collected, N} -> N end.
+
+collect(Fd, Seq, Acc, AccN, Total) when AccN >= 2000 ->
+    write_frame(Fd, term_to_binary({es_batch, Seq, 0, lists:reverse(Acc)})),
+    collect(Fd, Seq + 1, [], 0, Total);
+collect(Fd, Seq, Acc, AccN, Total) ->
+    receive
+        {done, From} ->
+            write_frame(Fd, term_to_binary({es_batch, Seq, 0, lists:reverse(Acc)})),
+            ok = file:close(Fd),
+            From ! {collected, Total};
+        Msg when element(1, Msg) =:= trace_ts ->
+            collect(Fd, Seq, [Msg | Acc], AccN + 1, Total + 1)
+    end.
+
+write_frame(Fd, Bin) ->
+    ok = file:write(Fd, [<<(byte_size(Bin)):32>>, Bin]).
