@@ -29,11 +29,12 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Benchmark against untraced and dbg baselines (release build).
+# The benchmark suite (release build): every workload under every variant,
+# ingest, store and queries; the table goes into docs/performance.md.
 bench:
 	@scripts/ensure-deps.sh
-	$(CARGO) build --release -p elixirscope-cli -p elixirscope-bench
-	target/release/elixirscope-bench --write docs/performance-latest.md
+	$(CARGO) build --release -p elixirscope-cli -p elixirscope-bench -p elixirscope-nif-tracer
+	target/release/elixirscope-bench --write docs/performance.md
 
 clean:
 	$(CARGO) clean

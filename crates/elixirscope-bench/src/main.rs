@@ -29,6 +29,9 @@ pub struct Args {
     pub scale: f64,
     pub store_events: u64,
     pub write: Option<PathBuf>,
+    /// Keep the recorded frames here (and reuse them if the file exists).
+    pub frames: Option<PathBuf>,
+    pub ingest_only: bool,
 }
 
 fn parse_args() -> Args {
@@ -37,6 +40,8 @@ fn parse_args() -> Args {
         scale: 1.0,
         store_events: 10_000_000,
         write: None,
+        frames: None,
+        ingest_only: false,
     };
     let mut it = std::env::args().skip(1);
     let num = |v: Option<String>, what: &str| -> f64 {
@@ -51,13 +56,17 @@ fn parse_args() -> Args {
             "--scale" => a.scale = num(it.next(), "--scale"),
             "--store-events" => a.store_events = num(it.next(), "--store-events") as u64,
             "--write" => a.write = it.next().map(PathBuf::from),
+            "--frames" => a.frames = it.next().map(PathBuf::from),
+            "--ingest-only" => a.ingest_only = true,
             "-h" | "--help" => {
                 println!(
                     "usage: elixirscope-bench [--rounds R] [--scale F] [--store-events N] [--write FILE]\n\
                      --rounds R        rounds per variant (default 5)\n\
                      --scale F         workload size factor (default 1.0: 1 M calls, 250 k round trips, 100 k requests)\n\
                      --store-events N  size of the generated session for store/query figures (default 10 M; 0 skips)\n\
-                     --write FILE      put the results table into FILE (between its bench markers)"
+                     --write FILE      put the results table into FILE (between its bench markers)\n\
+                     --frames FILE     keep the recorded frames in FILE, or reuse them if it exists\n\
+                     --ingest-only     only measure the collector's ingest (with --frames FILE)"
                 );
                 std::process::exit(0);
             }
@@ -176,6 +185,22 @@ fn main() {
             "the elixirscope binary must sit next to elixirscope-bench (cargo build --release)",
         );
     let lib = nif_library(&bin);
+    if args.ingest_only {
+        let Some(file) = args.frames.as_ref().filter(|f| f.exists()) else {
+            eprintln!("error: --ingest-only needs --frames FILE of recorded frames");
+            std::process::exit(2);
+        };
+        let r = ingest::run(file, args.rounds);
+        for s in &r.secs {
+            println!(
+                "{} events in {:.3} s: {:.2} M events/s",
+                r.events,
+                s,
+                r.events as f64 / s / 1e6
+            );
+        }
+        return;
+    }
     let home = tempfile::tempdir().expect("tempdir");
     let node = Node::start();
     eprintln!(
