@@ -133,7 +133,7 @@ impl Ingestor {
         let Some(ctx) = self.nodes.get_mut(node) else {
             return Ok(());
         };
-        let mut splits: Vec<translate::Split<'_>> = events.filter_map(translate::split).collect();
+        let mut splits = translate::split_all(events);
         splits.sort_by_key(|s| s.ts);
         if dropped_total > ctx.dropped_total {
             let first_ts = splits.first().map(|s| s.ts);

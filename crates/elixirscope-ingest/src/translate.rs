@@ -13,7 +13,7 @@ use elixirscope_store::session::Trip;
 use elixirscope_store::{
     DictId, EventId, EventKind, MfaEntry, NewEvent, PidEntry, SessionWriter, StoreError,
 };
-use elixirscope_term::view::{PidView, View};
+use elixirscope_term::view::{Elements, PidView, View};
 use elixirscope_term::Term;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::VecDeque;
@@ -87,18 +87,29 @@ impl<'a> Split<'a> {
 
 static NIL: [u8; 1] = [106];
 
-/// Splits an event tuple and reads its timestamp; `None` if it is not an event.
-pub fn split(v: View<'_>) -> Option<Split<'_>> {
-    let elements = v.tuple()?;
-    let nil = View::new(&NIL).ok()?;
-    let mut items = [nil; MAX_ITEMS];
-    let mut len = 0;
-    for e in elements {
-        if len == MAX_ITEMS {
-            return None;
+/// Splits every event tuple of a batch (walking each event once) and reads
+/// its timestamp; elements that are not events are skipped.
+pub fn split_all<'a>(mut events: Elements<'a>) -> Vec<Split<'a>> {
+    let mut out = Vec::with_capacity(events.len());
+    let Ok(nil) = View::new(&NIL) else {
+        return out;
+    };
+    loop {
+        let mut items = [nil; MAX_ITEMS];
+        let Some((_, len)) = events.next_tuple_into(&mut items) else {
+            break;
+        };
+        if let Some(s) = split_items(items, len) {
+            out.push(s);
         }
-        items[len] = e;
-        len += 1;
+    }
+    out
+}
+
+/// Reads an event tuple's timestamp; `None` if it is not an event.
+fn split_items(items: [View<'_>; MAX_ITEMS], len: usize) -> Option<Split<'_>> {
+    if len == 0 {
+        return None;
     }
     let (tag, _) = items[0].atom_raw()?;
     let ts_at = match tag {
