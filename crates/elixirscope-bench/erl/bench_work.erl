@@ -2,9 +2,11 @@
 %% discard floor, dbg's process tracer, dbg's ip trace port).
 %%
 %% run(Workload, Size, Tracing) runs one workload in a fresh driver process and
-%% returns {Micros, PeakMemoryIncrease, TraceMessages}: the workload's own time,
-%% the node's peak memory above where it started (sampled every 2 ms), and how
-%% many trace messages dbg's counting tracer saw (0 for the other set-ups).
+%% returns {Micros, PeakMemoryIncrease, TraceMessages, CpuMicros}: the
+%% workload's own time, the node's peak memory above where it started (sampled
+%% every 2 ms), how many trace messages dbg's counting tracer saw (0 for the
+%% other set-ups), and the CPU time the node used meanwhile (it runs without
+%% scheduler busy-waiting, so CPU time means work).
 %% Tracing applies to processes created after it is set up (the driver and
 %% everything it spawns), with the same flags and match specs for every tracer.
 -module(bench_work).
@@ -100,15 +102,25 @@ run(W, Size, Tracing) ->
     Base = erlang:memory(total),
     Sampler = spawn(fun() -> sample(Base, 0) end),
     {_, Stop} = setup(Tracing, W),
+    Cpu0 = cpu(),
     T0 = erlang:monotonic_time(microsecond),
     Driver = spawn(fun() -> workload(W, Size) end),
     Mon = erlang:monitor(process, Driver),
     receive {'DOWN', Mon, process, Driver, _} -> ok end,
     Micros = erlang:monotonic_time(microsecond) - T0,
     Count = Stop(),
+    %% CPU time the node spent from the start until the tracer has handled
+    %% every event (dbg) — the node's own cost, not the collector's.
+    CpuMicros = (cpu() - Cpu0) * 1000,
     Sampler ! {report, self()},
     Peak = receive {peak, P} -> P after 5000 -> 0 end,
-    {Micros, Peak, Count}.
+    {Micros, Peak, Count, CpuMicros}.
+
+%% CPU time of every thread of the runtime (schedulers, the NIF tracer's
+%% drain thread, I/O), in ms.
+cpu() ->
+    {Ms, _} = erlang:statistics(runtime),
+    Ms.
 
 sample(Base, Peak) ->
     receive
@@ -126,22 +138,11 @@ setup(none, _W) ->
     {none, fun() -> 0 end};
 setup({floor, Lib}, W) ->
     %% An erl_tracer NIF whose enabled/3 discards every event.
-    code:ensure_loaded(elixirscope_nif_tracer),
-    ok = case elixirscope_nif_tracer:load(unicode:characters_to_list(Lib)) of
-             ok -> ok;
-             {error, {reload, _}} -> ok;
-             {error, {upgrade, _}} -> ok;
-             Other -> Other
-         end,
-    ok = elixirscope_nif_tracer:start(self(), #{discard_all => true}),
-    set_patterns(W, true),
-    erlang:trace(new, true, flags(W) ++ [{tracer, elixirscope_nif_tracer, []}]),
-    {floor, fun() ->
-                    erlang:trace(new, false, [all]),
-                    set_patterns(W, false),
-                    _ = elixirscope_nif_tracer:stop(),
-                    0
-            end};
+    nif_setup(Lib, W, #{discard_all => true});
+setup({deliver, Lib}, W) ->
+    %% The same NIF keeping every event and doing nothing with it in trace/5:
+    %% what the VM itself spends handing an event to a tracer.
+    nif_setup(Lib, W, #{deliver_only => true});
 setup(dbg_process, W) ->
     Counter = counters:new(1, []),
     {ok, _} = dbg:tracer(process, {counting(Counter), 0}),
@@ -163,6 +164,24 @@ counting(Counter) ->
     fun(end_of_trace, S) -> S;
        (_, S) -> counters:add(Counter, 1, 1), S
     end.
+
+nif_setup(Lib, W, Options) ->
+    code:ensure_loaded(elixirscope_nif_tracer),
+    ok = case elixirscope_nif_tracer:load(unicode:characters_to_list(Lib)) of
+             ok -> ok;
+             {error, {reload, _}} -> ok;
+             {error, {upgrade, _}} -> ok;
+             Other -> Other
+         end,
+    ok = elixirscope_nif_tracer:start(self(), Options),
+    set_patterns(W, true),
+    erlang:trace(new, true, flags(W) ++ [{tracer, elixirscope_nif_tracer, []}]),
+    {floor, fun() ->
+                    erlang:trace(new, false, [all]),
+                    set_patterns(W, false),
+                    _ = elixirscope_nif_tracer:stop(),
+                    0
+            end}.
 
 dbg_patterns(W) ->
     [{ok, _} = dbg:tpl(M, F, A, match_spec()) || {M, F, A} <- patterns(W)].

@@ -1,8 +1,10 @@
 //! `elixirscope-bench`: what tracing costs, measured on a real node in one run.
 //!
 //! Three workloads (call-heavy, ping-pong messages, GenServer-heavy) run under
-//! seven variants — untraced, an `erl_tracer` NIF that discards everything (the
-//! floor no tracer can go under), `dbg`'s process tracer, `dbg`'s ip trace
+//! eight variants — untraced, an `erl_tracer` NIF that discards everything (the
+//! floor no tracer can go under), the same NIF keeping every event but doing
+//! nothing with it (what the VM spends delivering an event to any tracer that
+//! keeps it), `dbg`'s process tracer, `dbg`'s ip trace
 //! port, and `elixirscope record` with the process tracer, the NIF tracer and
 //! the NIF tracer sampling 1 in 100. Rounds alternate the variants (in a
 //! rotating order); medians and min–max are reported with ns added per event,
@@ -84,6 +86,7 @@ fn parse_args() -> Args {
 pub enum Variant {
     Untraced,
     Floor,
+    Deliver,
     DbgProcess,
     DbgIp,
     EsProcess,
@@ -92,9 +95,10 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 8] = [
         Variant::Untraced,
         Variant::Floor,
+        Variant::Deliver,
         Variant::DbgProcess,
         Variant::DbgIp,
         Variant::EsProcess,
@@ -106,6 +110,7 @@ impl Variant {
         match self {
             Variant::Untraced => "untraced",
             Variant::Floor => "NIF discard floor",
+            Variant::Deliver => "NIF keeping every event, trace/5 empty",
             Variant::DbgProcess => "dbg process tracer (counting fun)",
             Variant::DbgIp => "dbg ip trace port (client counts)",
             Variant::EsProcess => "elixirscope, process tracer",
@@ -231,6 +236,7 @@ fn main() {
                             match v {
                                 Variant::Untraced => InNode::Untraced,
                                 Variant::Floor => InNode::Floor(&lib),
+                                Variant::Deliver => InNode::Deliver(&lib),
                                 Variant::DbgProcess => InNode::DbgProcess,
                                 _ => InNode::DbgIp,
                             },

@@ -32,12 +32,15 @@ pub struct Run {
     pub micros: f64,
     pub peak_memory: u64,
     pub trace_messages: u64,
+    /// CPU time of the node (all its threads), µs.
+    pub cpu_micros: f64,
 }
 
 /// How the workload is traced inside the node.
 pub enum InNode<'a> {
     Untraced,
     Floor(&'a Path),
+    Deliver(&'a Path),
     DbgProcess,
     DbgIp,
 }
@@ -68,7 +71,14 @@ impl Node {
             source: "bench".into(),
         };
         let child = Command::new("erl")
+            // No busy-waiting: CPU time then measures work.
             .args([
+                "+sbwt",
+                "none",
+                "+sbwtdcpu",
+                "none",
+                "+sbwtdio",
+                "none",
                 "-noshell",
                 "-sname",
                 &name,
@@ -127,6 +137,10 @@ impl Node {
                 Term::atom("floor"),
                 Term::string(&lib.with_extension("").to_string_lossy()),
             ]),
+            InNode::Deliver(lib) => Term::Tuple(vec![
+                Term::atom("deliver"),
+                Term::string(&lib.with_extension("").to_string_lossy()),
+            ]),
             InNode::DbgProcess => Term::atom("dbg_process"),
             InNode::DbgIp => Term::atom("dbg_ip"),
         };
@@ -135,10 +149,11 @@ impl Node {
             vec![Term::atom(workload), Term::Integer(size as i64), tracing],
         );
         match r.as_tuple() {
-            Some([t, m, c]) => Run {
+            Some([t, m, c, b]) => Run {
                 micros: t.as_i64().unwrap_or(0) as f64,
                 peak_memory: m.as_i64().unwrap_or(0).max(0) as u64,
                 trace_messages: c.as_i64().unwrap_or(0).max(0) as u64,
+                cpu_micros: b.as_i64().unwrap_or(0) as f64,
             },
             _ => panic!("bench_work:run returned {r:?}"),
         }

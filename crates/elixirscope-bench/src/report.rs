@@ -42,6 +42,8 @@ struct Row {
     ms: f64,
     ms_range: (f64, f64),
     ns_added: f64,
+    /// Node CPU time added per event (the node's own cost, not the collector's).
+    busy_ns_added: f64,
     peak_memory: f64,
     stored_per_sec: Option<f64>,
     drops: Option<f64>,
@@ -50,7 +52,8 @@ struct Row {
     tripped: bool,
 }
 
-fn row(samples: &[Sample], untraced_ms: f64, events: f64, v: Variant) -> Row {
+fn row(samples: &[Sample], untraced: (f64, f64), events: f64, v: Variant) -> Row {
+    let (untraced_ms, untraced_busy_ms) = untraced;
     let ms: Vec<f64> = samples.iter().map(|s| s.run.micros / 1000.0).collect();
     let m = median(ms.clone());
     let rec: Vec<_> = samples.iter().filter_map(|s| s.recorded).collect();
@@ -72,6 +75,10 @@ fn row(samples: &[Sample], untraced_ms: f64, events: f64, v: Variant) -> Row {
         ms: m,
         ms_range: min_max(&ms),
         ns_added: (m - untraced_ms) * 1e6 / events.max(1.0),
+        busy_ns_added: (median(samples.iter().map(|s| s.run.cpu_micros / 1000.0).collect())
+            - untraced_busy_ms)
+            * 1e6
+            / events.max(1.0),
         peak_memory: median(samples.iter().map(|s| s.run.peak_memory as f64).collect()),
         stored_per_sec: of(&|r| r.stored as f64 / r.ingest_secs.max(1e-9)),
         drops,
@@ -86,6 +93,8 @@ fn row(samples: &[Sample], untraced_ms: f64, events: f64, v: Variant) -> Row {
 struct Goals {
     call_x_floor: f64,
     msg_x_floor: f64,
+    call_busy_x_floor: f64,
+    msg_busy_x_floor: f64,
     nif_events_per_sec: f64,
     nif_drops: f64,
     call_bytes_per_event: f64,
@@ -117,19 +126,26 @@ pub fn render(i: &Inputs<'_>) -> String {
                 .map(|s| s.run.micros / 1000.0)
                 .collect(),
         );
+        let untraced_busy = median(
+            res[Variant::Untraced as usize]
+                .iter()
+                .map(|s| s.run.cpu_micros / 1000.0)
+                .collect(),
+        );
         let rows: Vec<Row> = Variant::ALL
             .iter()
-            .map(|v| row(&res[*v as usize], untraced, events, *v))
+            .map(|v| row(&res[*v as usize], (untraced, untraced_busy), events, *v))
             .collect();
         let floor = rows[Variant::Floor as usize].ns_added.max(1e-9);
+        let busy_floor = rows[Variant::Floor as usize].busy_ns_added.max(1e-9);
         let _ = writeln!(
             out,
             "### {}\n\n{} trace events per run (as counted by dbg's tracer).\n",
             w.title, events as u64
         );
         out.push_str(
-            "| variant | workload ms (min–max) | ns added per event | × floor | events/s into the store | dropped | node peak memory + | collector peak RSS | bytes on disk per event |\n\
-             |---|---|---|---|---|---|---|---|---|\n",
+            "| variant | workload ms (min–max) | wall ns added per event | × floor | node CPU ns added per event | × floor | events/s into the store | dropped | node peak memory + | collector peak RSS | bytes on disk per event |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for (v, r) in Variant::ALL.iter().zip(&rows) {
             let dash = || "—".to_owned();
@@ -141,9 +157,17 @@ pub fn render(i: &Inputs<'_>) -> String {
                 Variant::Untraced | Variant::Floor => dash(),
                 _ => format!("{:.2}", r.ns_added / floor),
             };
+            let busy = match v {
+                Variant::Untraced => dash(),
+                _ => format!("{:.0}", r.busy_ns_added),
+            };
+            let busy_x = match v {
+                Variant::Untraced | Variant::Floor => dash(),
+                _ => format!("{:.2}", r.busy_ns_added / busy_floor),
+            };
             let _ = writeln!(
                 out,
-                "| {}{} | {:.0} ({:.0}–{:.0}) | {added} | {x} | {} | {} | {} | {} | {} |",
+                "| {}{} | {:.0} ({:.0}–{:.0}) | {added} | {x} | {busy} | {busy_x} | {} | {} | {} | {} | {} |",
                 v.label(),
                 if r.tripped { " (tripped)" } else { "" },
                 r.ms,
@@ -162,12 +186,14 @@ pub fn render(i: &Inputs<'_>) -> String {
         match w.name {
             "calls" => {
                 goals.call_x_floor = nif.ns_added / floor;
+                goals.call_busy_x_floor = nif.busy_ns_added / busy_floor;
                 goals.call_bytes_per_event = nif.bytes_per_event.unwrap_or(0.0);
                 goals.nif_events_per_sec = nif.stored_per_sec.unwrap_or(0.0);
                 goals.nif_drops += nif.drops.unwrap_or(0.0);
             }
             "pingpong" => {
                 goals.msg_x_floor = nif.ns_added / floor;
+                goals.msg_busy_x_floor = nif.busy_ns_added / busy_floor;
                 goals.nif_drops += nif.drops.unwrap_or(0.0);
             }
             _ => {
@@ -229,15 +255,17 @@ pub fn render(i: &Inputs<'_>) -> String {
     out.push_str("| goal | this run | |\n|---|---|---|\n");
     let _ = writeln!(
         out,
-        "| NIF capture ≤ 1.7× the floor per call event | {:.2}× | {} |",
+        "| NIF capture ≤ 1.7× the floor per call event (node CPU time; wall time) | {:.2}×; {:.2}× | {} |",
+        goals.call_busy_x_floor,
         goals.call_x_floor,
-        yes(goals.call_x_floor <= 1.7)
+        yes(goals.call_busy_x_floor <= 1.7)
     );
     let _ = writeln!(
         out,
-        "| NIF capture ≤ 1.7× the floor per message event | {:.2}× | {} |",
+        "| NIF capture ≤ 1.7× the floor per message event (node CPU time; wall time) | {:.2}×; {:.2}× | {} |",
+        goals.msg_busy_x_floor,
         goals.msg_x_floor,
-        yes(goals.msg_x_floor <= 1.7)
+        yes(goals.msg_busy_x_floor <= 1.7)
     );
     let _ = writeln!(
         out,

@@ -57,6 +57,9 @@ pub fn enabled(tag: ERL_NIF_TERM, tracee: ERL_NIF_TERM) -> ERL_NIF_TERM {
         if cap.settings.discard_all {
             return a.discard;
         }
+        if cap.settings.deliver_only {
+            return a.trace;
+        }
         if cap.is_own(tracee as u64) {
             return a.discard;
         }
@@ -90,7 +93,12 @@ pub fn trace(
             return;
         };
         let l: &mut Local = &mut l;
-        if l.refresh().is_none() || !l.ensure_ring() {
+        match l.refresh() {
+            None => return,
+            Some(cap) if cap.settings.deliver_only => return,
+            Some(_) => {}
+        }
+        if !l.ensure_ring() {
             return;
         }
         let (Some(cap), Some(ring)) = (l.capture.as_ref(), l.ring.as_ref()) else {

@@ -73,6 +73,9 @@ pub struct Settings {
     /// Discard every event in `enabled/3` (the benchmark's floor: the cost of
     /// having a tracer at all).
     pub discard_all: bool,
+    /// Keep every event in `enabled/3` and do nothing in `trace/5` (the
+    /// benchmark's measure of what the VM spends handing an event to a tracer).
+    pub deliver_only: bool,
     /// Events younger than this wait for the next drain, so events from all
     /// threads arrive roughly in time order.
     pub hold_ns: i64,

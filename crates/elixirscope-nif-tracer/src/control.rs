@@ -31,6 +31,7 @@ rustler::atoms! {
     hold_us,
     own,
     discard_all,
+    deliver_only,
 }
 
 static DRAIN: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
@@ -106,6 +107,7 @@ pub fn start<'a>(env: Env<'a>, tracer: LocalPid, opts: Term<'a>) -> Term<'a> {
         max_events: get::<u64>(opts, max_events()),
         hold_ns: get::<i64>(opts, hold_us()).unwrap_or(2_000) * 1_000,
         discard_all: get::<bool>(opts, discard_all()).unwrap_or(false),
+        deliver_only: get::<bool>(opts, deliver_only()).unwrap_or(false),
     };
     let own_pids: Vec<u64> = get::<Vec<LocalPid>>(opts, own())
         .unwrap_or_default()
