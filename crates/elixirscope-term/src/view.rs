@@ -299,6 +299,7 @@ impl<'a> View<'a> {
             pos,
             left: n,
             string: false,
+            tuple: true,
         })
     }
 
@@ -324,18 +325,21 @@ impl<'a> View<'a> {
                 pos: 1,
                 left: 0,
                 string: false,
+                tuple: false,
             }),
             tag::LIST => Some(Elements {
                 bytes: b,
                 pos: 5,
                 left: be32(b, 1) as usize,
                 string: false,
+                tuple: false,
             }),
             tag::STRING => Some(Elements {
                 bytes: b,
                 pos: 3,
                 left: u16::from_be_bytes([b[1], b[2]]) as usize,
                 string: true,
+                tuple: false,
             }),
             _ => None,
         }
@@ -352,6 +356,7 @@ impl<'a> View<'a> {
             pos: 5,
             left: 2 * be32(b, 1) as usize,
             string: false,
+            tuple: false,
         };
         Some(std::iter::from_fn(move || {
             Some((items.next()?, items.next()?))
@@ -384,6 +389,9 @@ pub struct Elements<'a> {
     pos: usize,
     left: usize,
     string: bool,
+    /// A tuple's last element runs to the end of the (validated) tuple, so it
+    /// needs no walk to find its end.
+    tuple: bool,
 }
 
 /// Pre-encoded small integers, used to give views of `STRING_EXT` characters.
@@ -410,6 +418,14 @@ impl<'a> Iterator for Elements<'a> {
             return Some(View {
                 bytes: &SMALL_INTS[byte as usize],
             });
+        }
+        if self.tuple && self.left == 0 {
+            // The enclosing view was validated and is exactly the tuple.
+            let v = View {
+                bytes: &self.bytes[self.pos..],
+            };
+            self.pos = self.bytes.len();
+            return Some(v);
         }
         // The enclosing view was validated by `term_len`, so this cannot fail.
         let (v, next) = View::at(self.bytes, self.pos).ok()?;
