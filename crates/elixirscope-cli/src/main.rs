@@ -2,9 +2,10 @@
 //!
 //! This file owns the command-line surface (clap definitions) and error
 //! reporting; recording lives in [`record`], capture options in [`capture_opts`],
-//! and the query commands in [`queries`].
+//! and the query commands in [`queries`] (the call tree's text in [`flame_text`]).
 
 mod capture_opts;
+mod flame_text;
 mod queries;
 mod record;
 mod serve;
@@ -83,6 +84,11 @@ enum Command {
     Snapshot(queries::AtArgs),
     /// Step to the next (or previous) events of a process from a moment
     Step(queries::StepArgs),
+    /// Where the time of recorded calls went: a call tree, or folded stacks for a flame graph
+    #[command(
+        after_help = "Total time includes the traced callees, self time leaves them out. A call that\nnever returned is timed to its process's exit, or else to the end of the range.\n\nExamples:\n  elixirscope flame last --pid MyApp.Worker --from +1s --to +3s\n  elixirscope flame last --folded > calls.folded && flamegraph.pl calls.folded > calls.svg"
+    )]
+    Flame(queries::FlameArgs),
     /// The audit log of captures and views: check it for tampering, or list it
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -194,6 +200,7 @@ fn main() -> ExitCode {
         Command::Tree(a) => queries::tree(&home, &a),
         Command::Snapshot(a) => queries::snapshot(&home, &a),
         Command::Step(a) => queries::step(&home, &a),
+        Command::Flame(a) => queries::flame(&home, &a),
         Command::Audit(AuditCommand::Verify { json }) => queries::audit_verify(&home, json),
         Command::Audit(AuditCommand::Show { last, json }) => queries::audit_show(&home, last, json),
         Command::Serve {

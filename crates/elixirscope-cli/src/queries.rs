@@ -1,12 +1,14 @@
-//! The query commands: sessions, show, events, state, mailbox, tree, snapshot, step.
+//! The query commands: sessions, show, events, state, mailbox, tree, snapshot, step,
+//! flame.
 //!
 //! Each command opens the session through the query interface, prints either one
 //! JSON document (`--json`) or text, and reports damage found in the session on
 //! stderr with exit status 3 (the output still shows everything readable).
 
-use crate::{summary, Failure, OutputOpts};
+use crate::{flame_text, summary, Failure, OutputOpts};
 use clap::Args;
 use elixirscope_query::filter::{parse_kinds, EventFilter};
+use elixirscope_query::flame::FlameQuery;
 use elixirscope_query::Session;
 use elixirscope_store::session::list_sessions;
 use elixirscope_term::CallPattern;
@@ -104,6 +106,31 @@ pub struct StepArgs {
     /// Only these kinds (e.g. state: the next change of this process's state)
     #[arg(long, value_name = "KINDS")]
     pub kind: Option<String>,
+    #[command(flatten)]
+    pub out: OutputOpts,
+}
+
+#[derive(Args)]
+pub struct FlameArgs {
+    /// Session name, unique prefix, or `last`
+    pub session: String,
+    /// Only calls of this process: pid (<0.123.0>) or registered name (every process that
+    /// held the name)
+    #[arg(long, value_name = "PROC")]
+    pub pid: Option<String>,
+    /// Only time at or after T (+1.5s, RFC 3339, event id, start, end)
+    #[arg(long, value_name = "T")]
+    pub from: Option<String>,
+    /// Only time before T
+    #[arg(long, value_name = "T")]
+    pub to: Option<String>,
+    /// Print folded stacks instead (one `a;b;c SELF_NS` line per call path, self time in
+    /// ns) for flamegraph.pl or speedscope
+    #[arg(long, conflicts_with = "json")]
+    pub folded: bool,
+    /// Hide calls that took less than P percent of the total time (text output)
+    #[arg(long, default_value_t = 0.5, value_name = "P", value_parser = flame_text::parse_percent)]
+    pub min_percent: f64,
     #[command(flatten)]
     pub out: OutputOpts,
 }
@@ -354,6 +381,26 @@ pub fn step(home: &Path, a: &StepArgs) -> Result<u8, Failure> {
         }
         events.iter().map(|e| format!("{}\n", e.line())).collect()
     })
+}
+
+pub fn flame(home: &Path, a: &FlameArgs) -> Result<u8, Failure> {
+    let s = open(home, &a.session, "flame")?;
+    let mut q = FlameQuery::default();
+    if let Some(t) = &a.from {
+        q.from = Some(s.parse_time(t)?);
+    }
+    if let Some(t) = &a.to {
+        q.to = Some(s.parse_time(t)?);
+    }
+    if let Some(p) = &a.pid {
+        q.pids = s.resolve_all(p)?;
+    }
+    let g = s.flame(&q)?;
+    if a.folded {
+        print!("{}", g.folded());
+        return Ok(report_damage(&s));
+    }
+    emit(&s, a.out.json, &g, || flame_text::text(&g, a.min_percent))
 }
 
 pub fn audit_verify(home: &Path, json: bool) -> Result<u8, Failure> {

@@ -6,11 +6,13 @@
 //! ([`time`]), event filters ([`filter`]), the process table and supervision
 //! tree at any moment ([`procs`]), behaviour state at any moment ([`state`]),
 //! messages pending at any moment ([`mailbox`]), stepping through a process's
-//! history ([`step`]), whole-system snapshots ([`snapshot`]) and session
-//! overviews ([`overview`]). Every result is a serializable value; rendering
-//! events for people lives in [`render`].
+//! history ([`step`]), whole-system snapshots ([`snapshot`]), session
+//! overviews ([`overview`]) and call trees / flame graphs of where the time of
+//! recorded calls went ([`flame`]). Every result is a serializable value;
+//! rendering events for people lives in [`render`].
 
 pub mod filter;
+pub mod flame;
 pub mod mailbox;
 pub mod overview;
 pub mod procs;
@@ -35,6 +37,8 @@ pub enum QueryError {
     NoSuchEvent { id: u64, total: u64 },
     #[error("invalid process '{0}': use a pid (<0.123.0> or #PID<0.123.0>) or a registered name (MyApp.Counter, :my_server)")]
     BadProc(String),
+    #[error("empty time range: {from} is not before {to}; --from must come before --to")]
+    EmptyRange { from: String, to: String },
     #[error("no process {0} in this session")]
     UnknownProc(String),
     #[error("unknown event kind '{0}'; kinds are: {1}")]
