@@ -1,5 +1,6 @@
 //! Store and query speed on a generated session: append throughput into the
-//! store, bytes per event, and state-at-T / event-window latencies (p50/p99).
+//! store, bytes per event, and state-at-T / event-window / flame-graph
+//! latencies (p50/p99).
 
 use elixirscope_query::filter::EventFilter;
 use elixirscope_query::{Cursor, Session};
@@ -161,6 +162,18 @@ pub fn run(n: u64) -> StoreResult {
         std::hint::black_box(session.events(&filter, Some(160)));
         window_lat.push(q.elapsed().as_secs_f64() * 1e3);
     }
+    // Flame graph of every call in the session, all processes.
+    let mut flame_lat = Vec::new();
+    let mut flame_calls = 0;
+    let flame_runs = 5;
+    for _ in 0..flame_runs {
+        let q = Instant::now();
+        let g = session
+            .flame(&elixirscope_query::flame::FlameQuery::default())
+            .expect("flame graph");
+        flame_lat.push(q.elapsed().as_secs_f64() * 1e3);
+        flame_calls = g.calls;
+    }
     StoreResult {
         events,
         append_secs,
@@ -174,8 +187,11 @@ pub fn run(n: u64) -> StoreResult {
             percentile(&mut window_lat, 0.5),
             percentile(&mut window_lat, 0.99),
         ),
-        flame_calls: 0,
-        flame_runs: 0,
-        flame_ms: (0.0, 0.0),
+        flame_calls,
+        flame_runs,
+        flame_ms: (
+            percentile(&mut flame_lat, 0.5),
+            percentile(&mut flame_lat, 0.99),
+        ),
     }
 }
