@@ -118,6 +118,10 @@ pub fn round(
             "100000000",
             "--max-run-queue",
             "1000000",
+            // The process tracer's mailbox holds what the collector has not
+            // taken yet; let it, rather than trip, so every variant records all.
+            "--max-tracer-memory",
+            "4GB",
         ])
         .env("ELIXIRSCOPE_HOME", home)
         .stdout(Stdio::null())

@@ -89,8 +89,10 @@ struct Found {
 }
 
 impl Session {
-    /// The newest `n` state events of `pid` at or before `at`, newest first,
-    /// found through the state index (no scanning).
+    /// The newest state events of `pid` at or before `at`, newest first,
+    /// found through the state index (no scanning): read one by one until the
+    /// change behind the current state and the state before it are found, or
+    /// `n` events were read.
     fn last_states(&self, pid: DictId, at: &Cursor, n: usize) -> Vec<Found> {
         let entries = self.reader().state_index().of(pid);
         // Entries are in time order; events stored slightly out of time order
@@ -105,21 +107,27 @@ impl Session {
             .copied()
             .collect();
         picked.sort_by(|a, b| b.cmp(a));
-        picked
-            .into_iter()
-            .take(n)
-            .filter_map(|(_, id)| {
-                self.reader().with_event(id, |e| Found {
-                    id: e.id,
-                    ts: e.ts,
-                    kind: e.kind,
-                    mfa: e.mfa,
-                    link: e.link,
-                    unchanged: e.kind == EventKind::State && e.aux == 1,
-                    term: e.term.unwrap_or_default().to_vec(),
-                })
-            })
-            .collect()
+        let mut found = Vec::new();
+        let mut changes = 0;
+        for (_, id) in picked.into_iter().take(n) {
+            let Some(f) = self.reader().with_event(id, |e| Found {
+                id: e.id,
+                ts: e.ts,
+                kind: e.kind,
+                mfa: e.mfa,
+                link: e.link,
+                unchanged: e.kind == EventKind::State && e.aux == 1,
+                term: e.term.unwrap_or_default().to_vec(),
+            }) else {
+                continue;
+            };
+            changes += usize::from(!f.unchanged);
+            found.push(f);
+            if changes == 2 {
+                break;
+            }
+        }
+        found
     }
 
     /// The state of `pid` at `at`.
