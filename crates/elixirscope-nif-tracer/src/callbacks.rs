@@ -31,6 +31,9 @@ fn process_sampled_out(cap: &Capture, pid: ERL_NIF_TERM) -> bool {
     cap.settings.sample > 1 && !phash2(pid).is_multiple_of(cap.settings.sample as u64)
 }
 
+/// Free bytes below which `enabled/3` drops events before they are built.
+const FULL_MARGIN: usize = 4096;
+
 /// `enabled/3`: returns the decision as an atom term word.
 pub fn enabled(tag: ERL_NIF_TERM, tracee: ERL_NIF_TERM) -> ERL_NIF_TERM {
     let Some(a) = ATOMS.get() else {
@@ -45,7 +48,11 @@ pub fn enabled(tag: ERL_NIF_TERM, tracee: ERL_NIF_TERM) -> ERL_NIF_TERM {
         } else {
             a.discard
         };
-        let Some(cap) = l.refresh() else {
+        if l.refresh().is_none() {
+            return inactive;
+        }
+        let l: &Local = &l;
+        let Some(cap) = l.capture.as_ref() else {
             return inactive;
         };
         if !cap.active.load(Ordering::Relaxed) {
@@ -63,12 +70,20 @@ pub fn enabled(tag: ERL_NIF_TERM, tracee: ERL_NIF_TERM) -> ERL_NIF_TERM {
         if cap.is_own(tracee as u64) {
             return a.discard;
         }
+        if let Some(r) = &l.ring {
+            // The collector is behind and this thread's ring is full: drop
+            // here, before the VM builds the event, and count it.
+            if r.nearly_full(FULL_MARGIN) {
+                Ring::bump(&r.counters().dropped);
+                return a.discard;
+            }
+        }
         if (tag == a.call || tag == a.return_from)
             && cap.state_modules.is_empty()
             && process_sampled_out(cap, tracee)
         {
             if let Some(r) = &l.ring {
-                r.counters().sampled_out.fetch_add(1, Ordering::Relaxed);
+                Ring::bump(&r.counters().sampled_out);
             }
             return a.discard;
         }
@@ -164,18 +179,19 @@ fn record(
     let counters = ring.counters();
     for (i, n) in w.redacted.iter().enumerate() {
         if *n > 0 {
-            counters.redacted[i].fetch_add(*n, Ordering::Relaxed);
+            let c = &counters.redacted[i];
+            c.store(c.load(Ordering::Relaxed) + *n, Ordering::Relaxed);
         }
     }
     match outcome {
         Outcome::Keep if w.overflowed() => {
-            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            Ring::bump(&counters.dropped);
         }
         Outcome::Keep => {
             ring.push(ts, w.out);
         }
         Outcome::SampledOut => {
-            counters.sampled_out.fetch_add(1, Ordering::Relaxed);
+            Ring::bump(&counters.sampled_out);
         }
         Outcome::Skip => {}
     }

@@ -96,6 +96,26 @@ impl Ring {
         self.producer.0.busy.load(Ordering::SeqCst)
     }
 
+    /// Whether fewer than `bytes` are free (refreshing the producer's copy of
+    /// the consumer's position only when it looks so). Producer only.
+    pub fn nearly_full(&self, bytes: usize) -> bool {
+        let p = &self.producer.0;
+        let head = p.head.load(Ordering::Relaxed);
+        // SAFETY: cached_tail is touched only by the single producer thread.
+        let cached = unsafe { &mut *p.cached_tail.get() };
+        if head + bytes - *cached <= self.capacity() {
+            return false;
+        }
+        *cached = self.tail.0.load(Ordering::Acquire);
+        head + bytes - *cached > self.capacity()
+    }
+
+    /// Adds one to a counter only this ring's producer writes (no locked
+    /// read-modify-write needed).
+    pub fn bump(counter: &AtomicU64) {
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
     /// Appends one record; false (and counted as dropped) when it does not fit.
     /// Producer only, between `enter` and `leave`.
     pub fn push(&self, ts: i64, record: &[u8]) -> bool {
@@ -107,7 +127,7 @@ impl Ring {
         if head + need - *cached > self.capacity() {
             *cached = self.tail.0.load(Ordering::Acquire);
             if head + need - *cached > self.capacity() {
-                p.dropped.fetch_add(1, Ordering::Relaxed);
+                Ring::bump(&p.dropped);
                 return false;
             }
         }
@@ -123,7 +143,7 @@ impl Ring {
         copy_in(buf, self.mask, head, &header);
         copy_in(buf, self.mask, head + HEADER, record);
         p.head.store(head + need, Ordering::Release);
-        p.recorded.fetch_add(1, Ordering::Relaxed);
+        Ring::bump(&p.recorded);
         true
     }
 
