@@ -172,24 +172,18 @@ pub struct Sample {
 
 fn nif_library(bin: &std::path::Path) -> PathBuf {
     let lib = bin.with_file_name("libelixirscope_nif_tracer.so");
-    assert!(
-        lib.exists(),
-        "{} is missing (cargo build --release -p elixirscope-nif-tracer)",
-        lib.display()
-    );
+    if !lib.exists() {
+        eprintln!(
+            "error: {} is missing (run `make bench`, which builds it)",
+            lib.display()
+        );
+        std::process::exit(2);
+    }
     lib
 }
 
 fn main() {
     let args = parse_args();
-    let bin = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("elixirscope")))
-        .filter(|p| p.exists())
-        .expect(
-            "the elixirscope binary must sit next to elixirscope-bench (cargo build --release)",
-        );
-    let lib = nif_library(&bin);
     if args.ingest_only {
         let Some(file) = args.frames.as_ref().filter(|f| f.exists()) else {
             eprintln!("error: --ingest-only needs --frames FILE of recorded frames");
@@ -206,6 +200,17 @@ fn main() {
         }
         return;
     }
+    let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("elixirscope")))
+        .filter(|p| p.exists())
+    else {
+        eprintln!(
+            "error: the elixirscope binary must sit next to elixirscope-bench (run `make bench`)"
+        );
+        std::process::exit(2);
+    };
+    let lib = nif_library(&bin);
     let home = tempfile::tempdir().expect("tempdir");
     let node = Node::start();
     eprintln!(

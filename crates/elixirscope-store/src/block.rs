@@ -80,9 +80,30 @@ impl BlockHeader {
     }
 }
 
+thread_local! {
+    /// One compression context per thread, reused block after block (making
+    /// one per block cost a share of every flush).
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress(raw: &[u8]) -> Option<Vec<u8>> {
+    COMPRESSOR
+        .try_with(|c| {
+            let mut c = c.try_borrow_mut().ok()?;
+            if c.is_none() {
+                *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+            }
+            c.as_mut()?.compress(raw).ok()
+        })
+        .ok()
+        .flatten()
+        .or_else(|| zstd::bulk::compress(raw, ZSTD_LEVEL).ok())
+}
+
 /// Compresses a raw payload and frames it as a block.
 pub fn frame(kind: u8, first_id: EventId, count: u32, raw: &[u8]) -> Vec<u8> {
-    let compressed = zstd::bulk::compress(raw, ZSTD_LEVEL).ok();
+    let compressed = compress(raw);
     let (codec, payload) = match compressed {
         Some(c) if c.len() < raw.len() => (CODEC_ZSTD, c),
         _ => (CODEC_RAW, raw.to_vec()),
