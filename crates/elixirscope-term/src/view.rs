@@ -167,9 +167,23 @@ pub fn term_len(b: &[u8], at: usize) -> Result<usize, DecodeError> {
     Ok(pos - at)
 }
 
+/// The offset after the atom at `pos` (the node of a pid, port or reference).
 fn skip_atom(b: &[u8], pos: usize) -> Result<usize, DecodeError> {
-    let len = term_len(b, pos)?;
-    Ok(pos + len)
+    // The usual encodings directly; anything else through the full walk.
+    match b.get(pos) {
+        Some(&tag::SMALL_ATOM_UTF8) | Some(&tag::SMALL_ATOM) => {
+            need(b, pos, 2)?;
+            Ok(pos + 2 + b[pos + 1] as usize)
+        }
+        Some(&tag::ATOM_UTF8) | Some(&tag::ATOM) => {
+            need(b, pos, 3)?;
+            Ok(pos + 3 + u16::from_be_bytes([b[pos + 1], b[pos + 2]]) as usize)
+        }
+        _ => {
+            let len = term_len(b, pos)?;
+            Ok(pos + len)
+        }
+    }
 }
 
 impl<'a> View<'a> {
