@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{fixture, require_beam, stderr, stdout, unique, BeamNode, Home};
+use common::{fixture, require_beam, stderr, stdout, BeamNode, Home, Probe, Probed};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 
@@ -239,50 +239,27 @@ fn full_rings_drop_and_count_while_the_node_keeps_answering() {
     // timeout, after which the agent would give up and leave); the node floods.
     let pid = rec.id().to_string();
     Command::new("kill").args(["-STOP", &pid]).status().unwrap();
-    let probe_dir = tempfile::tempdir().unwrap();
-    let ok = Command::new("erlc")
-        .arg("-o")
-        .arg(probe_dir.path())
-        .arg(fixture("probe.erl"))
-        .status()
-        .unwrap();
-    assert!(ok.success());
     let started = node.eval("'Elixir.Flood':start(2)");
     assert_eq!(started, "ok");
-    let probe = Command::new("erl")
-        .args([
-            "-noshell",
-            "-sname",
-            &format!("{}@localhost", unique("probe")),
-        ])
-        .args(["-setcookie", &node.cookie, "-pa"])
-        .arg(probe_dir.path())
-        .args(["-run", "probe", "main", &node.name, "2"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let probe = Probe::start(&node, 2);
     std::thread::sleep(std::time::Duration::from_millis(1000));
     let ring_drops: u64 = node
         .eval("{ok, St} = elixirscope_nif_tracer:stats(), maps:get(dropped, St)")
         .parse()
         .unwrap_or(0);
-    let probed = probe.wait_with_output().unwrap();
+    let probed = probe.finish();
     Command::new("kill").args(["-CONT", &pid]).status().unwrap();
     node.eval("[exit(P, kill) || P <- erlang:processes(), element(1, element(2, erlang:process_info(P, current_function))) =:= 'Elixir.Flood']");
     Command::new("kill").args(["-INT", &pid]).status().unwrap();
     let out = rec.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let figures: Vec<u64> = String::from_utf8_lossy(&probed.stdout)
-        .split_whitespace()
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    let [max_latency_us, _, max_memory, samples] = figures[..] else {
-        panic!(
-            "probe printed {:?}",
-            String::from_utf8_lossy(&probed.stdout)
-        )
-    };
+    let Probed {
+        max_latency_us,
+        max_memory,
+        samples,
+        ..
+    } = probed;
     let growth = max_memory.saturating_sub(before);
     let o = home.json(&["show", "fill"]);
     eprintln!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixture, require_beam, stderr, unique, BeamNode, Home};
+use common::{fixture, require_beam, stderr, BeamNode, Home, Probe, Probed};
 use std::process::{Command, Stdio};
 
 /// Tracer memory budget given to the capture, and the slack allowed on top of it
@@ -23,26 +23,7 @@ fn a_flood_trips_the_capture_while_the_node_keeps_answering() {
     );
 
     // A probe outside the node: RPC latency and memory every 10 ms.
-    let probe_dir = tempfile::tempdir().unwrap();
-    let ok = Command::new("erlc")
-        .arg("-o")
-        .arg(probe_dir.path())
-        .arg(fixture("probe.erl"))
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let probe = Command::new("erl")
-        .args([
-            "-noshell",
-            "-sname",
-            &format!("{}@localhost", unique("probe")),
-        ])
-        .args(["-setcookie", &node.cookie, "-pa"])
-        .arg(probe_dir.path())
-        .args(["-run", "probe", "main", &node.name, "6"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let probe = Probe::start(&node, 6);
     std::thread::sleep(std::time::Duration::from_millis(500));
 
     let out = home.run(&[
@@ -60,17 +41,12 @@ fn a_flood_trips_the_capture_while_the_node_keeps_answering() {
         "4s",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let probed = probe.wait_with_output().unwrap();
-    let figures: Vec<u64> = String::from_utf8_lossy(&probed.stdout)
-        .split_whitespace()
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    let [max_latency_us, min_memory, max_memory, samples] = figures[..] else {
-        panic!(
-            "probe printed {:?}",
-            String::from_utf8_lossy(&probed.stdout)
-        )
-    };
+    let Probed {
+        max_latency_us,
+        min_memory,
+        max_memory,
+        samples,
+    } = probe.finish();
     assert!(samples > 100, "{samples} probe samples");
 
     // The capture tripped, said why, and said how fast tracing went off.

@@ -210,3 +210,63 @@ pub fn stderr(o: &Output) -> String {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// What `tests/fixtures/probe.erl` saw from outside a node.
+pub struct Probed {
+    pub max_latency_us: u64,
+    pub min_memory: u64,
+    pub max_memory: u64,
+    pub samples: u64,
+}
+
+/// An Erlang node outside `node` that reads its total memory over RPC every
+/// 10 ms for `secs` seconds, timing each call.
+pub struct Probe {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Probe {
+    pub fn start(node: &BeamNode, secs: u32) -> Probe {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("erlc")
+            .arg("-o")
+            .arg(dir.path())
+            .arg(fixture("probe.erl"))
+            .status()
+            .unwrap();
+        assert!(ok.success(), "probe.erl did not compile");
+        let child = Command::new("erl")
+            .args([
+                "-noshell",
+                "-sname",
+                &format!("{}@localhost", unique("probe")),
+            ])
+            .args(["-setcookie", &node.cookie, "-pa"])
+            .arg(dir.path())
+            .args(["-run", "probe", "main", &node.name, &secs.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Probe { child, _dir: dir }
+    }
+
+    /// Waits for the probe to finish and reads its figures.
+    pub fn finish(self) -> Probed {
+        let out = self.child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let figures: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let [max_latency_us, min_memory, max_memory, samples] = figures[..] else {
+            panic!("probe printed {text:?}")
+        };
+        Probed {
+            max_latency_us,
+            min_memory,
+            max_memory,
+            samples,
+        }
+    }
+}
