@@ -124,7 +124,17 @@ fn both_tracers_record_the_same_workload() {
             lines(&home, "by-nif", filter),
         );
         assert!(!a.is_empty(), "{filter:?}: no events");
-        assert_eq!(a, b, "{filter:?} differs between the tracers");
+        if a != b {
+            let at = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+            let around = |v: &[String]| v[at.saturating_sub(2)..(at + 3).min(v.len())].join("\n  ");
+            panic!(
+                "{filter:?} differs between the tracers at event {at} ({} vs {} events):\nprocess tracer:\n  {}\nNIF tracer:\n  {}",
+                a.len(),
+                b.len(),
+                around(&a),
+                around(&b)
+            );
+        }
     }
 
     // Neither tracer let a planted secret out.
@@ -237,11 +247,11 @@ fn full_rings_drop_and_count_while_the_node_keeps_answering() {
     let before: u64 = node.eval("erlang:memory(total)").parse().unwrap();
     // The collector stops reading (for less than the socket's 5 s send
     // timeout, after which the agent would give up and leave); the node floods.
+    let probe = Probe::start(&node, 3);
     let pid = rec.id().to_string();
     Command::new("kill").args(["-STOP", &pid]).status().unwrap();
     let started = node.eval("'Elixir.Flood':start(2)");
     assert_eq!(started, "ok");
-    let probe = Probe::start(&node, 2);
     std::thread::sleep(std::time::Duration::from_millis(1000));
     let ring_drops: u64 = node
         .eval("{ok, St} = elixirscope_nif_tracer:stats(), maps:get(dropped, St)")
