@@ -5,8 +5,9 @@
 //! floor no tracer can go under), the same NIF keeping every event but doing
 //! nothing with it (what the VM spends delivering an event to any tracer that
 //! keeps it), `dbg`'s process tracer, `dbg`'s ip trace
-//! port, and `elixirscope record` with the process tracer, the NIF tracer and
-//! the NIF tracer sampling 1 in 100. Rounds alternate the variants (in a
+//! port, and `elixirscope record` with the process tracer, the NIF tracer, the
+//! NIF tracer sampling 1 in 100, and the always-on profile (lifecycle and node
+//! counters, no messages). Rounds alternate the variants (in a
 //! rotating order); medians and min–max are reported with ns added per event,
 //! × the floor, events/s into the store, drops, node and collector memory and
 //! bytes on disk. Then the collector's ingest speed from recorded frames, and
@@ -92,10 +93,11 @@ pub enum Variant {
     EsProcess,
     EsNif,
     EsNifSampled,
+    EsAlwaysOn,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 8] = [
+    pub const ALL: [Variant; 9] = [
         Variant::Untraced,
         Variant::Floor,
         Variant::Deliver,
@@ -104,6 +106,7 @@ impl Variant {
         Variant::EsProcess,
         Variant::EsNif,
         Variant::EsNifSampled,
+        Variant::EsAlwaysOn,
     ];
 
     pub fn label(self) -> &'static str {
@@ -116,6 +119,7 @@ impl Variant {
             Variant::EsProcess => "elixirscope, process tracer",
             Variant::EsNif => "elixirscope, NIF tracer",
             Variant::EsNifSampled => "elixirscope, NIF tracer, 1 in 100",
+            Variant::EsAlwaysOn => "elixirscope, always-on profile (NIF)",
         }
     }
 
@@ -124,14 +128,22 @@ impl Variant {
             Variant::EsProcess => Some(Setup {
                 tracer: "process",
                 sample: 1,
+                profile: "deep-dive",
             }),
             Variant::EsNif => Some(Setup {
                 tracer: "nif",
                 sample: 1,
+                profile: "deep-dive",
             }),
             Variant::EsNifSampled => Some(Setup {
                 tracer: "nif",
                 sample: 100,
+                profile: "deep-dive",
+            }),
+            Variant::EsAlwaysOn => Some(Setup {
+                tracer: "nif",
+                sample: 100,
+                profile: "always-on",
             }),
             _ => None,
         }

@@ -29,6 +29,7 @@ pub struct Recorded {
 pub struct Setup {
     pub tracer: &'static str,
     pub sample: u32,
+    pub profile: &'static str,
 }
 
 /// Per-workload capture options, the same patterns the in-node tracers use.
@@ -41,6 +42,23 @@ fn workload_args(workload: &str) -> &'static [&'static str] {
         _ => &[],
     }
 }
+
+/// Budgets out of the way: every variant records everything (the process
+/// tracer's mailbox may grow rather than trip).
+const BIG_BUDGETS: [&str; 12] = [
+    "--max-events",
+    "1000000000",
+    "--max-rate",
+    "1000000000",
+    "--max-bytes-rate",
+    "100GB",
+    "--max-backlog",
+    "100000000",
+    "--max-run-queue",
+    "1000000",
+    "--max-tracer-memory",
+    "4GB",
+];
 
 /// Events stored so far, from the last block summary (cheap enough to poll).
 pub fn stored_events(dir: &Path) -> u64 {
@@ -104,25 +122,20 @@ pub fn round(
             "--sample",
             &sample,
             "--profile",
-            "deep-dive",
+            setup.profile,
         ])
-        .args(workload_args(workload))
-        .args([
-            "--max-events",
-            "1000000000",
-            "--max-rate",
-            "1000000000",
-            "--max-bytes-rate",
-            "100GB",
-            "--max-backlog",
-            "100000000",
-            "--max-run-queue",
-            "1000000",
-            // The process tracer's mailbox holds what the collector has not
-            // taken yet; let it, rather than trip, so every variant records all.
-            "--max-tracer-memory",
-            "4GB",
-        ])
+        // The always-on profile is measured as deployed: lifecycle and node
+        // counters, nothing chosen.
+        .args(if setup.profile == "always-on" {
+            &[][..]
+        } else {
+            workload_args(workload)
+        })
+        .args(if setup.profile == "always-on" {
+            &[][..]
+        } else {
+            &BIG_BUDGETS[..]
+        })
         .env("ELIXIRSCOPE_HOME", home)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -99,6 +99,7 @@ struct Goals {
     nif_drops: f64,
     call_bytes_per_event: f64,
     production_overhead_pct: f64,
+    sampled_overhead_pct: f64,
 }
 
 pub fn render(i: &Inputs<'_>) -> String {
@@ -198,7 +199,9 @@ pub fn render(i: &Inputs<'_>) -> String {
             }
             _ => {
                 let sampled = &rows[Variant::EsNifSampled as usize];
-                goals.production_overhead_pct = (sampled.ms - untraced) / untraced * 100.0;
+                goals.sampled_overhead_pct = (sampled.ms - untraced) / untraced * 100.0;
+                let always = &rows[Variant::EsAlwaysOn as usize];
+                goals.production_overhead_pct = (always.ms - untraced) / untraced * 100.0;
                 goals.nif_drops += nif.drops.unwrap_or(0.0);
             }
         }
@@ -303,8 +306,9 @@ pub fn render(i: &Inputs<'_>) -> String {
     }
     let _ = writeln!(
         out,
-        "| production profile (NIF, 1 in 100) adds < 2 % to the GenServer-heavy workload | {:+.1} % | {} |",
+        "| production profile (always-on: lifecycle, chosen calls 1 in 100, node counters) adds < 2 % to the GenServer-heavy workload | {:+.1} % (NIF 1 in 100 with messages and state: {:+.1} %) | {} |",
         goals.production_overhead_pct,
+        goals.sampled_overhead_pct,
         yes(goals.production_overhead_pct < 2.0)
     );
     out

@@ -190,6 +190,10 @@ pub const PROFILES: &[(&str, &str)] = &[
         "lifecycle + 1 in 10 messages and calls; small budget; safe for production",
     ),
     (
+        "always-on",
+        "lifecycle and crashes of every process, chosen calls for 1 in 100 processes, states, node counters; no messages; for leaving attached in production",
+    ),
+    (
         "default",
         "lifecycle, every message, chosen calls and states; moderate budget",
     ),
@@ -239,6 +243,27 @@ impl CaptureSpec {
                     max_events: 500_000,
                     max_rate: 20_000,
                     max_duration_ms: Some(10 * 60_000),
+                    max_backlog: 20_000,
+                    max_tracer_memory: 64 * MB,
+                    max_buffer_bytes: 4 * MB,
+                    max_bytes_rate: 8 * MB,
+                    max_run_queue: 200,
+                    max_node_memory_growth: 128 * MB,
+                    ..default.budget
+                },
+                ..default
+            },
+            // Every message passes the tracer's enabled check, which alone
+            // costs a busy GenServer tens of percent; this profile sets no
+            // message flags at all.
+            "always-on" => CaptureSpec {
+                profile: "always-on".into(),
+                messages: false,
+                sample: 100,
+                budget: Budget {
+                    max_events: 100_000_000,
+                    max_rate: 20_000,
+                    max_duration_ms: None,
                     max_backlog: 20_000,
                     max_tracer_memory: 64 * MB,
                     max_buffer_bytes: 4 * MB,

@@ -21,7 +21,8 @@ pub struct CaptureOpts {
     /// by module (MyApp.Counter) or registered name (:my_server); repeatable
     #[arg(long = "state", value_name = "MODULE_OR_NAME")]
     pub state: Vec<String>,
-    /// Capture profile: light (alias production-light), default, deep-dive
+    /// Capture profile: light (alias production-light), always-on, default,
+    /// deep-dive
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub profile: String,
     /// Tracer: auto (the NIF tracer when the node can load it, else the process

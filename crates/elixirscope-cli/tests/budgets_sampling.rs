@@ -160,3 +160,33 @@ fn the_light_profile_records_state_of_chosen_servers() {
     let st = home.json(&["state", "light", "Script.Acc", "--at", "end"]);
     assert!(st["state"].is_string(), "{st}");
 }
+
+#[test]
+fn the_always_on_profile_records_lifecycle_and_states_but_no_messages() {
+    require_beam();
+    let home = Home::new();
+    let script = fixture("script.exs");
+    let out = home.run(&[
+        "run",
+        "--session",
+        "always",
+        "--profile",
+        "always-on",
+        "--state",
+        "Script.Acc",
+        "--",
+        "elixir",
+        script.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let meta = home.json(&["show", "always"]);
+    let counts = &meta["counts"];
+    assert!(counts["spawn"].as_u64() > Some(0), "{meta}");
+    assert!(counts["exit"].as_u64() > Some(0), "{meta}");
+    assert_eq!(counts["send"], serde_json::Value::Null, "{meta}");
+    assert_eq!(counts["receive"], serde_json::Value::Null, "{meta}");
+    assert_eq!(meta["trips"].as_array().unwrap().len(), 0, "{meta}");
+    // The state of a chosen server is kept whatever the sampling.
+    let st = home.json(&["state", "always", "Script.Acc", "--at", "end"]);
+    assert_eq!(st["state"], "[:last, 3, 2, 1]", "{st}");
+}
