@@ -59,28 +59,44 @@ impl Normalizer {
     }
 }
 
-/// The events of one process (or of one kind) as comparable lines.
-fn lines(home: &Home, session: &str, filter: &[&str]) -> Vec<String> {
+/// The events of one process (or of one kind) as comparable lines, grouped by
+/// the process they happened in: within a process the order is the VM's;
+/// between processes running at the same time it is not defined, and the two
+/// tracers timestamp at slightly different moments.
+fn lines(home: &Home, session: &str, filter: &[&str]) -> Vec<Vec<String>> {
     let mut args = vec!["events", session, "--full", "--limit", "1000000"];
     args.extend_from_slice(filter);
     let v = home.json(&args);
-    let mut norm = Normalizer(BTreeMap::new());
-    v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let field = |k: &str| e[k].as_str().unwrap_or("").to_owned();
-            format!(
-                "{} {} {} {} {}",
-                field("kind"),
-                norm.apply(&field("pid")),
-                field("mfa"),
-                norm.apply(&field("term")),
-                norm.apply(&field("term2"))
-            )
+    let mut groups: Vec<(String, Vec<&serde_json::Value>)> = Vec::new();
+    for e in v["events"].as_array().unwrap() {
+        let pid = e["pid"].as_str().unwrap_or("").to_owned();
+        match groups.iter_mut().find(|(p, _)| *p == pid) {
+            Some((_, g)) => g.push(e),
+            None => groups.push((pid, vec![e])),
+        }
+    }
+    let mut out: Vec<Vec<String>> = groups
+        .into_iter()
+        .map(|(_, events)| {
+            let mut norm = Normalizer(BTreeMap::new());
+            events
+                .iter()
+                .map(|e| {
+                    let field = |k: &str| e[k].as_str().unwrap_or("").to_owned();
+                    format!(
+                        "{} {} {} {} {}",
+                        field("kind"),
+                        norm.apply(&field("pid")),
+                        field("mfa"),
+                        norm.apply(&field("term")),
+                        norm.apply(&field("term2"))
+                    )
+                })
+                .collect()
         })
-        .collect()
+        .collect();
+    out.sort();
+    out
 }
 
 #[test]
@@ -124,6 +140,7 @@ fn both_tracers_record_the_same_workload() {
             lines(&home, "by-nif", filter),
         );
         assert!(!a.is_empty(), "{filter:?}: no events");
+        let (a, b): (Vec<String>, Vec<String>) = (a.concat(), b.concat());
         if a != b {
             let at = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
             let around = |v: &[String]| v[at.saturating_sub(2)..(at + 3).min(v.len())].join("\n  ");
