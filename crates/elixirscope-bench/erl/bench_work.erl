@@ -101,7 +101,7 @@ run(W, Size, Tracing) ->
     erlang:garbage_collect(),
     Base = erlang:memory(total),
     Sampler = spawn(fun() -> sample(Base, 0) end),
-    {_, Stop} = setup(Tracing, W),
+    Stop = setup(Tracing, W),
     Cpu0 = cpu(),
     T0 = erlang:monotonic_time(microsecond),
     Driver = spawn(fun() -> workload(W, Size) end),
@@ -133,9 +133,9 @@ set_patterns(W, On) ->
     [erlang:trace_pattern(MFA, case On of true -> match_spec(); false -> false end, [local])
      || MFA <- patterns(W)].
 
-%% Each returns {_, StopFun}; StopFun turns tracing off and returns the count.
+%% Each returns a fun that turns tracing off and returns the count.
 setup(none, _W) ->
-    {none, fun() -> 0 end};
+    fun() -> 0 end;
 setup({floor, Lib}, W) ->
     %% An erl_tracer NIF whose enabled/3 discards every event.
     nif_setup(Lib, W, #{discard_all => true});
@@ -148,7 +148,7 @@ setup(dbg_process, W) ->
     {ok, _} = dbg:tracer(process, {counting(Counter), 0}),
     dbg_patterns(W),
     {ok, _} = dbg:p(new, flags(W)),
-    {dbg, fun() -> dbg_stop(Counter) end};
+    fun() -> dbg_stop(Counter) end;
 setup(dbg_ip, W) ->
     %% The client reading the port runs on this node too.
     Counter = counters:new(1, []),
@@ -157,7 +157,7 @@ setup(dbg_ip, W) ->
     Client = dbg:trace_client(ip, {"localhost", Port}, {counting(Counter), 0}),
     dbg_patterns(W),
     {ok, _} = dbg:p(new, flags(W)),
-    {dbg, fun() -> Count = dbg_stop(Counter), catch dbg:stop_trace_client(Client), Count end}.
+    fun() -> Count = dbg_stop(Counter), catch dbg:stop_trace_client(Client), Count end.
 
 %% dbg's handler: counts trace messages (end_of_trace included, not counted).
 counting(Counter) ->
@@ -176,12 +176,12 @@ nif_setup(Lib, W, Options) ->
     ok = elixirscope_nif_tracer:start(self(), Options),
     set_patterns(W, true),
     erlang:trace(new, true, flags(W) ++ [{tracer, elixirscope_nif_tracer, []}]),
-    {floor, fun() ->
-                    erlang:trace(new, false, [all]),
-                    set_patterns(W, false),
-                    _ = elixirscope_nif_tracer:stop(),
-                    0
-            end}.
+    fun() ->
+            erlang:trace(new, false, [all]),
+            set_patterns(W, false),
+            _ = elixirscope_nif_tracer:stop(),
+            0
+    end.
 
 dbg_patterns(W) ->
     [{ok, _} = dbg:tpl(M, F, A, match_spec()) || {M, F, A} <- patterns(W)].

@@ -234,46 +234,40 @@ impl CaptureSpec {
                 max_scheduler_use: None,
             },
         };
+        let light = CaptureSpec {
+            profile: "light".into(),
+            sample: 10,
+            budget: Budget {
+                max_events: 500_000,
+                max_rate: 20_000,
+                max_duration_ms: Some(10 * 60_000),
+                max_backlog: 20_000,
+                max_tracer_memory: 64 * MB,
+                max_buffer_bytes: 4 * MB,
+                max_bytes_rate: 8 * MB,
+                max_run_queue: 200,
+                max_node_memory_growth: 128 * MB,
+                ..default.budget
+            },
+            ..default.clone()
+        };
         Some(match name {
             "default" => default,
-            "light" | "production-light" => CaptureSpec {
-                profile: "light".into(),
-                sample: 10,
-                budget: Budget {
-                    max_events: 500_000,
-                    max_rate: 20_000,
-                    max_duration_ms: Some(10 * 60_000),
-                    max_backlog: 20_000,
-                    max_tracer_memory: 64 * MB,
-                    max_buffer_bytes: 4 * MB,
-                    max_bytes_rate: 8 * MB,
-                    max_run_queue: 200,
-                    max_node_memory_growth: 128 * MB,
-                    ..default.budget
-                },
-                ..default
-            },
             // Every message passes the tracer's enabled check, which alone
             // costs a busy GenServer tens of percent; this profile sets no
-            // message flags at all.
+            // message flags at all. Light's budgets, but no end in time.
             "always-on" => CaptureSpec {
                 profile: "always-on".into(),
                 messages: false,
                 sample: 100,
                 budget: Budget {
                     max_events: 100_000_000,
-                    max_rate: 20_000,
                     max_duration_ms: None,
-                    max_backlog: 20_000,
-                    max_tracer_memory: 64 * MB,
-                    max_buffer_bytes: 4 * MB,
-                    max_bytes_rate: 8 * MB,
-                    max_run_queue: 200,
-                    max_node_memory_growth: 128 * MB,
-                    ..default.budget
+                    ..light.budget
                 },
-                ..default
+                ..light
             },
+            "light" | "production-light" => light,
             "deep-dive" => CaptureSpec {
                 profile: "deep-dive".into(),
                 monitors: true,

@@ -251,14 +251,7 @@ fn full_rings_drop_and_count_while_the_node_keeps_answering() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut up = false;
-    for _ in 0..100 {
-        if node.eval("erlang:trace_info(new_processes, flags) =/= {flags, []}") == "true" {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let up = node.wait_until_traced();
     assert!(up, "capture never started");
 
     let before: u64 = node.eval("erlang:memory(total)").parse().unwrap();

@@ -109,19 +109,7 @@ fn a_silent_recorder_loses_its_lease_and_the_agent_leaves() {
         .spawn()
         .unwrap();
     let loaded = |n: &BeamNode| n.eval("code:is_loaded(elixirscope_tracer) =/= false");
-    // Capture is running once the tracer is registered and new processes
-    // get trace flags.
-    let tracing = |n: &BeamNode| {
-        n.eval("whereis(elixirscope_tracer) =/= undefined andalso erlang:trace_info(new_processes, flags) =/= {flags, []}")
-    };
-    let mut up = false;
-    for _ in 0..100 {
-        if tracing(&node) == "true" {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let up = node.wait_until_traced();
     // Freeze the recorder: its connection stays open but it says nothing.
     let pid = rec.id().to_string();
     Command::new("kill").args(["-STOP", &pid]).status().unwrap();

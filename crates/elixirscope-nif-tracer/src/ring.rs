@@ -121,16 +121,11 @@ impl Ring {
     pub fn push(&self, ts: i64, record: &[u8]) -> bool {
         let p = &self.producer.0;
         let need = HEADER + record.len();
-        let head = p.head.load(Ordering::Relaxed);
-        // SAFETY: cached_tail is touched only by the single producer thread.
-        let cached = unsafe { &mut *p.cached_tail.get() };
-        if head + need - *cached > self.capacity() {
-            *cached = self.tail.0.load(Ordering::Acquire);
-            if head + need - *cached > self.capacity() {
-                Ring::bump(&p.dropped);
-                return false;
-            }
+        if self.nearly_full(need) {
+            Ring::bump(&p.dropped);
+            return false;
         }
+        let head = p.head.load(Ordering::Relaxed);
         // SAFETY: the buffer is present while the capture is active (the caller
         // is between enter and leave), and the bytes from head to head + need
         // are free: the consumer reads only below head.

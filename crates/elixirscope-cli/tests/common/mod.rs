@@ -143,6 +143,18 @@ impl BeamNode {
         panic!("node {} did not start", self.name);
     }
 
+    /// Waits (up to 10 s) until a capture runs on the node: the tracer is
+    /// registered and new processes get trace flags.
+    pub fn wait_until_traced(&self) -> bool {
+        for _ in 0..100 {
+            if self.eval("whereis(elixirscope_tracer) =/= undefined andalso erlang:trace_info(new_processes, flags) =/= {flags, []}") == "true" {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
     /// Evaluates an Erlang expression on the node from a throwaway node; returns what it prints.
     pub fn eval(&self, expr: &str) -> String {
         let checker = unique("checker");
