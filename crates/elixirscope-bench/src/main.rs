@@ -288,11 +288,19 @@ fn main() {
         }
     }
 
-    let frames_file = node.dir().join("frames.bin");
-    eprintln!("ingest: recording frames from the node");
-    let recorded = node.record_frames(&frames_file, (200_000.0 * args.scale) as u64);
+    let frames_file = args
+        .frames
+        .as_deref()
+        .and_then(|f| std::path::absolute(f).ok())
+        .unwrap_or_else(|| node.dir().join("frames.bin"));
+    if frames_file.exists() {
+        eprintln!("ingest: reusing the frames in {}", frames_file.display());
+    } else {
+        eprintln!("ingest: recording frames from the node");
+        node.record_frames(&frames_file, (200_000.0 * args.scale) as u64);
+    }
     let ingest = ingest::run(&frames_file, 3);
-    eprintln!("ingest: {} events in {} frames", recorded, ingest.frames);
+    eprintln!("ingest: {} events in {} frames", ingest.events, ingest.frames);
     let store = (args.store_events > 0).then(|| {
         eprintln!("store: generating a {}-event session", args.store_events);
         store::run(args.store_events)
