@@ -7,11 +7,11 @@
 
 use crate::{flame_text, summary, Failure, OutputOpts};
 use clap::Args;
-use elixirscope_query::filter::{parse_kinds, EventFilter};
+use elixirscope_query::filter::parse_kinds;
+use elixirscope_query::search::FilterSpec;
 use elixirscope_query::flame::FlameQuery;
 use elixirscope_query::Session;
 use elixirscope_store::session::list_sessions;
-use elixirscope_term::CallPattern;
 use serde::Serialize;
 use std::path::Path;
 
@@ -262,27 +262,15 @@ pub fn show(home: &Path, name: &str, json: bool) -> Result<u8, Failure> {
 
 pub fn events(home: &Path, a: &EventsArgs) -> Result<u8, Failure> {
     let s = open(home, &a.session, "events")?;
-    let mut f = EventFilter {
-        limit: a.limit,
-        last: a.last,
+    let spec = FilterSpec {
+        from: a.from.clone(),
+        to: a.to.clone(),
+        pids: a.pids.clone(),
+        kind: a.kind.clone(),
+        mfa: a.mfa.clone(),
         text: a.text.clone(),
-        ..Default::default()
     };
-    if let Some(t) = &a.from {
-        f.from = Some(s.parse_time(t)?);
-    }
-    if let Some(t) = &a.to {
-        f.to = Some(s.parse_time(t)?);
-    }
-    for p in &a.pids {
-        f.pids.extend(s.resolve_all(p)?);
-    }
-    if let Some(k) = &a.kind {
-        f.kinds = parse_kinds(k)?;
-    }
-    if let Some(m) = &a.mfa {
-        f.mfa = Some(CallPattern::parse(m)?);
-    }
+    let f = s.filter(&spec, a.limit, a.last)?;
     let page = s.events(
         &f,
         if a.full || a.out.json {

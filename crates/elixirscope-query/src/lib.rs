@@ -7,9 +7,12 @@
 //! tree at any moment ([`procs`]), behaviour state at any moment ([`state`]),
 //! messages pending at any moment ([`mailbox`]), stepping through a process's
 //! history ([`step`]), whole-system snapshots ([`snapshot`]), session
-//! overviews ([`overview`]) and call trees / flame graphs of where the time of
-//! recorded calls went ([`flame`]). Every result is a serializable value;
-//! rendering events for people lives in [`render`].
+//! overviews ([`overview`]), call trees / flame graphs of where the time of
+//! recorded calls went ([`flame`]), the call stack of a process at any moment
+//! ([`stack`]), the timeline of processes and messages at any zoom level
+//! ([`timeline`]) and the filter language the CLI and the UI share
+//! ([`search`]). Every result is a serializable value; rendering events for
+//! people lives in [`render`].
 
 pub mod filter;
 pub mod flame;
@@ -17,11 +20,16 @@ pub mod mailbox;
 pub mod overview;
 pub mod procs;
 pub mod render;
+pub mod search;
 mod session;
 pub mod snapshot;
+pub mod stack;
 pub mod state;
 pub mod step;
 pub mod time;
+pub mod timeline;
+#[cfg(test)]
+mod testkit;
 
 pub use session::{ProcRef, Session};
 pub use time::Cursor;
@@ -45,4 +53,6 @@ pub enum QueryError {
     BadKind(String, String),
     #[error(transparent)]
     BadPattern(#[from] elixirscope_term::PatternError),
+    #[error("invalid filter: {0}")]
+    BadFilter(String),
 }

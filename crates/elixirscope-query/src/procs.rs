@@ -52,22 +52,22 @@ pub struct Restart {
 }
 
 #[derive(Debug, Clone, Default)]
-struct Proc {
-    parent: Option<DictId>,
-    initial: Option<String>,
-    supervisor: bool,
-    alive: bool,
-    spawned: Option<i64>,
-    exited: Option<(i64, String)>,
+pub(crate) struct Proc {
+    pub(crate) parent: Option<DictId>,
+    pub(crate) initial: Option<String>,
+    pub(crate) supervisor: bool,
+    pub(crate) alive: bool,
+    pub(crate) spawned: Option<i64>,
+    pub(crate) exited: Option<(i64, String)>,
     /// Exited with a reason other than normal/shutdown.
-    crashed: bool,
-    links: BTreeSet<DictId>,
-    order: u64,
+    pub(crate) crashed: bool,
+    pub(crate) links: BTreeSet<DictId>,
+    pub(crate) order: u64,
 }
 
 /// All processes known at a moment.
 pub struct ProcessTable {
-    procs: BTreeMap<DictId, Proc>,
+    pub(crate) procs: BTreeMap<DictId, Proc>,
     /// Live process → the crashed process it replaced.
     restarts: BTreeMap<DictId, DictId>,
 }

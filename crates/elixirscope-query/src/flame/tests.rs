@@ -1,111 +1,22 @@
 //! Call trees from small hand-made sessions whose times and counts are known.
 
 use super::*;
-use elixirscope_store::session::{create_session, SessionMeta};
-use elixirscope_store::{MfaEntry, NewEvent, PidEntry, SessionWriter};
+use crate::testkit::{Rec, T0, US};
 
-const T0: i64 = 1_800_000_000_000_000_000;
-const US: i64 = 1_000;
-
-/// Writes a session event by event; times are µs after `T0`.
-struct Rec {
-    _home: tempfile::TempDir,
-    dir: std::path::PathBuf,
-    w: SessionWriter,
-    node: DictId,
-    module: DictId,
+/// a() over [t, t+100) calling b() 3 times, each calling c() twice:
+/// a self 40, b 3 × 20 with self 10 each, c 6 × 5.
+fn abc(r: &mut Rec, t: i64, pid: u32) {
+    let a = r.call(t, pid, "a");
+    for i in 0..3 {
+        let bt = t + 10 + 30 * i;
+        let b = r.call(bt, pid, "b");
+        r.leaf(bt + 2, 5, pid, "c");
+        r.leaf(bt + 10, 5, pid, "c");
+        r.ret(bt + 20, pid, "b", b);
+    }
+    r.ret(t + 100, pid, "a", a);
 }
 
-impl Rec {
-    fn new() -> Rec {
-        Rec::with_capture(serde_json::Value::Null)
-    }
-
-    fn with_capture(capture: serde_json::Value) -> Rec {
-        let home = tempfile::tempdir().unwrap();
-        let meta = SessionMeta::new("flame", "test", "generated", capture);
-        let dir = create_session(home.path(), &meta).unwrap();
-        let mut w = SessionWriter::create(&dir).unwrap();
-        let node = w.dict_mut().intern_atom("test@localhost");
-        let module = w.dict_mut().intern_atom("Elixir.T");
-        Rec {
-            _home: home,
-            dir,
-            w,
-            node,
-            module,
-        }
-    }
-
-    fn pid(&mut self, n: u32) -> DictId {
-        let node = self.node;
-        self.w.dict_mut().intern_pid(PidEntry {
-            node,
-            number: n,
-            serial: 0,
-            creation: 1,
-        })
-    }
-
-    fn mfa(&mut self, f: &str) -> DictId {
-        let function = self.w.dict_mut().intern_atom(f);
-        let module = self.module;
-        self.w.dict_mut().intern_mfa(MfaEntry {
-            module,
-            function,
-            arity: 0,
-        })
-    }
-
-    fn add(
-        &mut self,
-        t: i64,
-        kind: EventKind,
-        pid: u32,
-        f: &str,
-        link: Option<EventId>,
-    ) -> EventId {
-        let mut e = NewEvent::new(T0 + t * US, kind, self.node, self.pid(pid));
-        if !f.is_empty() {
-            e.mfa = self.mfa(f);
-        }
-        e.link = link;
-        self.w.append(&e).unwrap()
-    }
-
-    fn call(&mut self, t: i64, pid: u32, f: &str) -> EventId {
-        self.add(t, EventKind::Call, pid, f, None)
-    }
-
-    fn ret(&mut self, t: i64, pid: u32, f: &str, call: EventId) -> EventId {
-        self.add(t, EventKind::Return, pid, f, Some(call))
-    }
-
-    /// `f` called at `t` returning after `len` µs, calling nothing.
-    fn leaf(&mut self, t: i64, len: i64, pid: u32, f: &str) {
-        let c = self.call(t, pid, f);
-        self.ret(t + len, pid, f, c);
-    }
-
-    /// a() over [t, t+100) calling b() 3 times, each calling c() twice:
-    /// a self 40, b 3 × 20 with self 10 each, c 6 × 5.
-    fn abc(&mut self, t: i64, pid: u32) {
-        let a = self.call(t, pid, "a");
-        for i in 0..3 {
-            let bt = t + 10 + 30 * i;
-            let b = self.call(bt, pid, "b");
-            self.leaf(bt + 2, 5, pid, "c");
-            self.leaf(bt + 10, 5, pid, "c");
-            self.ret(bt + 20, pid, "b", b);
-        }
-        self.ret(t + 100, pid, "a", a);
-    }
-
-    fn open(mut self) -> (Session, tempfile::TempDir) {
-        self.w.sync().unwrap();
-        (Session::open_dir(&self.dir).unwrap(), self._home)
-    }
-}
 
 /// `(path, calls, total µs, self µs)` of every node, in the graph's order.
 fn rows(g: &FlameGraph) -> Vec<(String, u64, u64, u64)> {
@@ -133,8 +44,8 @@ fn row(path: &str, calls: u64, total: u64, own: u64) -> (String, u64, u64, u64) 
 #[test]
 fn nested_calls_add_up_per_path_across_processes() {
     let mut r = Rec::new();
-    r.abc(0, 1);
-    r.abc(50, 2);
+    abc(&mut r, 0, 1);
+    abc(&mut r, 50, 2);
     let (s, _home) = r.open();
     let g = flame(&s, FlameQuery::default());
     assert_eq!(
@@ -271,7 +182,7 @@ fn open_calls_run_to_their_exit_or_the_end_of_the_range() {
 #[test]
 fn pid_filter_keeps_one_process() {
     let mut r = Rec::new();
-    r.abc(0, 1);
+    abc(&mut r, 0, 1);
     r.leaf(0, 70, 2, "other");
     let p1 = r.pid(1);
     let (s, _home) = r.open();
@@ -299,7 +210,7 @@ fn pid_filter_keeps_one_process() {
 #[test]
 fn time_range_counts_only_what_happened_inside_it() {
     let mut r = Rec::new();
-    r.abc(0, 1);
+    abc(&mut r, 0, 1);
     let (s, _home) = r.open();
     let at = |t: i64| {
         Some(Cursor {
