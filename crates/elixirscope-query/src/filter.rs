@@ -88,17 +88,15 @@ impl Session {
         p.matches(self.atom(m.module), self.atom(m.function), m.arity)
     }
 
-    /// Lists events matching `f`; terms longer than `clip` characters are shortened.
-    pub fn events(&self, f: &EventFilter, clip: Option<usize>) -> EventPage {
+    /// Calls `visit` for every event matching `f` (its `limit` and `last`
+    /// aside), in id order; returning `false` stops the scan.
+    pub fn scan_filtered(&self, f: &EventFilter, mut visit: impl FnMut(&Event<'_>) -> bool) {
         let mask: u32 = if f.kinds.is_empty() {
             u32::MAX
         } else {
             f.kinds.iter().map(|k| k.bit()).fold(0, |a, b| a | b)
         };
-        let mut kept: VecDeque<EventInfo> = VecDeque::new();
-        let mut matched = 0u64;
-        let limit = f.limit.max(1);
-        'blocks: for (i, b) in self.reader().blocks().iter().enumerate() {
+        for (i, b) in self.reader().blocks().iter().enumerate() {
             if b.kinds & mask == 0 {
                 continue;
             }
@@ -153,20 +151,33 @@ impl Session {
                         continue;
                     }
                 }
-                matched += 1;
-                if f.last {
-                    if kept.len() == limit {
-                        kept.pop_front();
-                    }
-                    kept.push_back(self.describe(&e, clip));
-                } else if kept.len() < limit {
-                    kept.push_back(self.describe(&e, clip));
-                } else if matched > limit as u64 + 10_000 {
-                    // Enough to say there are more; stop counting.
-                    break 'blocks;
+                if !visit(&e) {
+                    return;
                 }
             }
         }
+    }
+
+    /// Lists events matching `f`; terms longer than `clip` characters are shortened.
+    pub fn events(&self, f: &EventFilter, clip: Option<usize>) -> EventPage {
+        let mut kept: VecDeque<EventInfo> = VecDeque::new();
+        let mut matched = 0u64;
+        let limit = f.limit.max(1);
+        self.scan_filtered(f, |e| {
+            matched += 1;
+            if f.last {
+                if kept.len() == limit {
+                    kept.pop_front();
+                }
+                kept.push_back(self.describe(e, clip));
+            } else if kept.len() < limit {
+                kept.push_back(self.describe(e, clip));
+            } else if matched > limit as u64 + 10_000 {
+                // Enough to say there are more; stop counting.
+                return false;
+            }
+            true
+        });
         EventPage {
             session: self.name().to_owned(),
             truncated: matched > kept.len() as u64,

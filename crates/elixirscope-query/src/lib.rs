@@ -21,6 +21,7 @@ pub mod overview;
 pub mod procs;
 pub mod render;
 pub mod search;
+pub mod sequence;
 mod session;
 pub mod snapshot;
 pub mod stack;

@@ -47,3 +47,41 @@ impl Session {
         self.events(&f, Some(300)).events
     }
 }
+
+impl Session {
+    /// The next (or previous) event strictly after (before) `at` where the
+    /// behaviour state of `pid` changed.
+    pub fn step_to_change(&self, pid: DictId, at: &Cursor, forward: bool) -> Option<EventInfo> {
+        let mut f = EventFilter {
+            pids: vec![pid],
+            kinds: vec![EventKind::State],
+            ..Default::default()
+        };
+        let after = |ts: i64, id: u64| match at.id {
+            Some(a) => id > a,
+            None => ts > at.ts,
+        };
+        if !forward {
+            f.to = Some(*at);
+        }
+        let mut found = None;
+        self.scan_filtered(&f, |e| {
+            if e.pid != pid || e.aux == 1 {
+                return true;
+            }
+            if forward {
+                if after(e.ts, e.id) {
+                    found = Some(self.describe(e, Some(300)));
+                    return false;
+                }
+            } else if match at.id {
+                Some(a) => e.id < a,
+                None => e.ts < at.ts,
+            } {
+                found = Some(self.describe(e, Some(300)));
+            }
+            true
+        });
+        found
+    }
+}
