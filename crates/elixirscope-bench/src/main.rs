@@ -300,7 +300,10 @@ fn main() {
         node.record_frames(&frames_file, (200_000.0 * args.scale) as u64);
     }
     let ingest = ingest::run(&frames_file, 3);
-    eprintln!("ingest: {} events in {} frames", ingest.events, ingest.frames);
+    eprintln!(
+        "ingest: {} events in {} frames",
+        ingest.events, ingest.frames
+    );
     let store = (args.store_events > 0).then(|| {
         eprintln!("store: generating a {}-event session", args.store_events);
         store::run(args.store_events)

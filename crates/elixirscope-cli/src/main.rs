@@ -116,6 +116,17 @@ enum Command {
         #[arg(long, value_name = "C")]
         cookie: Option<String>,
     },
+    /// Open the web UI (the Execution Cinema) on a session, or on the list of sessions
+    #[command(
+        after_help = "Examples:\n  elixirscope ui last\n  elixirscope ui demo-20261126-101500 --listen 127.0.0.1:8080\n\nThe UI has no login: it listens on loopback only. From another machine, tunnel:\n  ssh -L 7700:127.0.0.1:7700 host"
+    )]
+    Ui {
+        /// Session to open (name, unique prefix or `last`); the sessions list when omitted
+        session: Option<String>,
+        /// Address to listen on (loopback only)
+        #[arg(long, default_value = "127.0.0.1:7700", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+    },
     /// Manage the API's access tokens
     #[command(subcommand)]
     Token(TokenCommand),
@@ -221,6 +232,7 @@ fn main() -> ExitCode {
                 cookie,
             },
         ),
+        Command::Ui { session, listen } => serve::ui(&home, session.as_deref(), listen),
         Command::Token(TokenCommand::Create { name, role }) => {
             serve::token_create(&home, &name, &role)
         }

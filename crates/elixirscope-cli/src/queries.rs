@@ -8,8 +8,8 @@
 use crate::{flame_text, summary, Failure, OutputOpts};
 use clap::Args;
 use elixirscope_query::filter::parse_kinds;
-use elixirscope_query::search::FilterSpec;
 use elixirscope_query::flame::FlameQuery;
+use elixirscope_query::search::FilterSpec;
 use elixirscope_query::Session;
 use elixirscope_store::session::list_sessions;
 use serde::Serialize;

@@ -1,4 +1,5 @@
-//! `serve` (the HTTP API) and `token` (its access tokens) on the command line.
+//! `serve` (the HTTP API), `token` (its access tokens) and `ui` (the web UI)
+//! on the command line.
 
 use crate::Failure;
 use elixirscope_api::tokens::{self, Role};
@@ -107,5 +108,32 @@ pub fn token_list(home: &Path, json: bool) -> Result<u8, Failure> {
 pub fn token_revoke(home: &Path, name: &str) -> Result<u8, Failure> {
     tokens::revoke(home, name)?;
     eprintln!("token '{name}' revoked");
+    Ok(0)
+}
+
+pub fn ui(home: &Path, session: Option<&str>, listen: SocketAddr) -> Result<u8, Failure> {
+    // Resolve the session first: an unknown name fails here, in one line.
+    let fragment = match session {
+        Some(name) => {
+            let s = elixirscope_query::Session::open(home, name)?;
+            format!("#/s/{}", s.name())
+        }
+        None => String::new(),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    elixirscope_ui::serve(
+        elixirscope_ui::UiConfig {
+            home: home.to_owned(),
+            listen,
+        },
+        stop,
+        |addr| {
+            eprintln!("ElixirScope UI on http://{addr}/{fragment} (Ctrl-C to stop)");
+        },
+    )?;
     Ok(0)
 }

@@ -27,10 +27,10 @@ pub mod snapshot;
 pub mod stack;
 pub mod state;
 pub mod step;
-pub mod time;
-pub mod timeline;
 #[cfg(test)]
 mod testkit;
+pub mod time;
+pub mod timeline;
 
 pub use session::{ProcRef, Session};
 pub use time::Cursor;

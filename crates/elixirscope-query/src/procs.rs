@@ -413,3 +413,47 @@ fn render(n: &TreeNode, prefix: &str, last: bool, root: bool, out: &mut String) 
         render(c, &child_prefix, i + 1 == n.children.len(), false, out);
     }
 }
+
+/// A monitor a process had set up, as far as the recorded calls show.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorInfo {
+    /// The monitored process, or the name or port as given.
+    pub target: String,
+    pub since: String,
+    pub event: u64,
+}
+
+impl Session {
+    /// Monitors `pid` set up (traced `erlang:monitor/2` calls) before `at` on
+    /// processes still alive at `at`. A `demonitor` names only a reference,
+    /// which the trace does not tie to its monitor, so those are not subtracted.
+    pub fn monitors_at(&self, pid: DictId, at: &Cursor) -> Vec<MonitorInfo> {
+        let mut out: Vec<(DictId, MonitorInfo)> = Vec::new();
+        let mut exited: BTreeSet<DictId> = BTreeSet::new();
+        self.scan_until(at, None, &[EventKind::Monitor, EventKind::Exit], |e| {
+            match e.kind {
+                EventKind::Exit => {
+                    exited.insert(e.pid);
+                }
+                _ if e.pid == pid => out.push((
+                    e.peer,
+                    MonitorInfo {
+                        target: if e.peer != 0 {
+                            self.proc_label(e.peer)
+                        } else {
+                            e.term2.map(|t| self.inspect_bytes(t)).unwrap_or_default()
+                        },
+                        since: self.relative(e.ts),
+                        event: e.id,
+                    },
+                )),
+                _ => {}
+            }
+            true
+        });
+        out.into_iter()
+            .filter(|(peer, _)| *peer == 0 || !exited.contains(peer))
+            .map(|(_, m)| m)
+            .collect()
+    }
+}

@@ -164,7 +164,8 @@ mod tests {
 
     #[test]
     fn flags_words_and_bare_text_parse_alike() {
-        let a = FilterSpec::parse("--kind send,receive --pid Demo.Bank --mfa 'Demo.*' hello").unwrap();
+        let a =
+            FilterSpec::parse("--kind send,receive --pid Demo.Bank --mfa 'Demo.*' hello").unwrap();
         let b = FilterSpec::parse("kind:send,receive pid:Demo.Bank mfa:Demo.* hello").unwrap();
         assert_eq!(a, b);
         assert_eq!(a.kind.as_deref(), Some("send,receive"));
@@ -180,7 +181,10 @@ mod tests {
     #[test]
     fn atoms_and_unknown_keys() {
         // `:ok` is text to match, not a key.
-        assert_eq!(FilterSpec::parse(":ok").unwrap().text.as_deref(), Some(":ok"));
+        assert_eq!(
+            FilterSpec::parse(":ok").unwrap().text.as_deref(),
+            Some(":ok")
+        );
         // An unknown word with a colon is text too; an unknown flag is an error.
         assert_eq!(
             FilterSpec::parse("Elixir.Foo:bar").unwrap().text.as_deref(),

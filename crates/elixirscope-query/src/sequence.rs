@@ -56,9 +56,8 @@ impl Session {
             limit: usize::MAX,
             ..Default::default()
         };
-        let between = |a: DictId, b: DictId| {
-            pids.len() < 2 || (pids.contains(&a) && pids.contains(&b))
-        };
+        let between =
+            |a: DictId, b: DictId| pids.len() < 2 || (pids.contains(&a) && pids.contains(&b));
         let mut messages: Vec<SequenceMessage> = Vec::new();
         let mut by_send: FxHashMap<EventId, usize> = FxHashMap::default();
         let mut truncated = false;

@@ -86,7 +86,11 @@ impl Session {
                     }
                     _ if closed.remove(&e.id) => {}
                     _ => {
-                        let now = if at.ts == i64::MAX { self.end_ns() } else { at.ts };
+                        let now = if at.ts == i64::MAX {
+                            self.end_ns()
+                        } else {
+                            at.ts
+                        };
                         frames.push(Frame {
                             call_event: e.id,
                             mfa: self.mfa_text(e.mfa),
@@ -136,7 +140,11 @@ mod tests {
             id: None,
         };
         let names = |us: i64| -> Vec<String> {
-            s.stack_at(pid, &at(us)).frames.iter().map(|f| f.mfa.clone()).collect()
+            s.stack_at(pid, &at(us))
+                .frames
+                .iter()
+                .map(|f| f.mfa.clone())
+                .collect()
         };
         assert_eq!(names(15), ["T.a/0", "T.b/0"]);
         assert_eq!(names(25), ["T.a/0"]);

@@ -101,4 +101,3 @@ impl Rec {
         (Session::open_dir(&self.dir).unwrap(), self._home)
     }
 }
-

@@ -62,7 +62,10 @@ impl Activity {
 
     /// Events of every lane (or of `only`) within the window.
     pub fn count(&self, from: i64, to: i64, only: Option<&[DictId]>) -> u64 {
-        let one = |lane: DictId| self.range(lane, from, to).map_or(0, |(_, a, b)| (b - a) as u64);
+        let one = |lane: DictId| {
+            self.range(lane, from, to)
+                .map_or(0, |(_, a, b)| (b - a) as u64)
+        };
         match only {
             Some(lanes) => lanes.iter().map(|&l| one(l)).sum(),
             None => self.lanes.keys().map(|&l| one(l)).sum(),
@@ -196,8 +199,12 @@ impl Session {
         }
         a.blocks_done = blocks.len();
         for lane in a.lanes.values_mut().filter(|l| !l.sorted) {
-            let mut pairs: Vec<(i64, u8)> =
-                lane.ts.iter().copied().zip(lane.class.iter().copied()).collect();
+            let mut pairs: Vec<(i64, u8)> = lane
+                .ts
+                .iter()
+                .copied()
+                .zip(lane.class.iter().copied())
+                .collect();
             pairs.sort_by_key(|p| p.0);
             (lane.ts, lane.class) = pairs.into_iter().unzip();
             lane.sorted = true;
@@ -215,7 +222,10 @@ impl Session {
         let mut ordered: Vec<DictId> = procs.keys().copied().filter(|&id| id != 0).collect();
         ordered.sort_by_key(|id| (procs[id].order, *id));
         for &id in &ordered {
-            match procs[&id].parent.filter(|p| procs.contains_key(p) && *p != id) {
+            match procs[&id]
+                .parent
+                .filter(|p| procs.contains_key(p) && *p != id)
+            {
                 Some(parent) => children.entry(parent).or_default().push(id),
                 None => roots.push(id),
             }

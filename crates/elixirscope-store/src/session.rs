@@ -17,7 +17,8 @@ use std::time::{Duration, SystemTime};
 
 /// Version of the on-disk format written by this build.
 pub const FORMAT_VERSION: u32 = 1;
-const META_FILE: &str = "session.json";
+/// The metadata file of a session directory.
+pub const META_FILE: &str = "session.json";
 
 /// The directory that holds ElixirScope's data.
 pub fn home() -> PathBuf {
@@ -40,7 +41,7 @@ pub(crate) fn segment_path(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("events-{n:04}.seg"))
 }
 
-pub(crate) fn index_path(dir: &Path) -> PathBuf {
+pub fn index_path(dir: &Path) -> PathBuf {
     dir.join("events.idx")
 }
 

@@ -17,7 +17,6 @@ fn abc(r: &mut Rec, t: i64, pid: u32) {
     r.ret(t + 100, pid, "a", a);
 }
 
-
 /// `(path, calls, total µs, self µs)` of every node, in the graph's order.
 fn rows(g: &FlameGraph) -> Vec<(String, u64, u64, u64)> {
     (0..g.nodes.len() as u32)

@@ -51,7 +51,11 @@ fn lanes_nest_children_under_their_supervisor() {
     let depth: Vec<(String, u32)> = lanes.iter().map(|l| (l.pid.clone(), l.depth)).collect();
     assert_eq!(
         depth,
-        vec![("<0.1.0>".into(), 0), ("<0.2.0>".into(), 1), ("<0.3.0>".into(), 1)]
+        vec![
+            ("<0.1.0>".into(), 0),
+            ("<0.2.0>".into(), 1),
+            ("<0.3.0>".into(), 1)
+        ]
     );
     assert!(lanes[2].crashed, "worker 3 exited with :boom");
     assert_eq!(lanes[1].events, 4, "2 sends and 2 receives");
@@ -89,7 +93,11 @@ fn a_wide_window_gives_counts_per_bucket_with_the_highest_class() {
     let t = s.timeline(&a, &window(0, 1100, 50));
     assert!(!t.detail);
     assert_eq!(t.events, 2 + 200 + 1);
-    let total: u32 = t.density.iter().flat_map(|d| d.cells.chunks(3).map(|c| c[1])).sum();
+    let total: u32 = t
+        .density
+        .iter()
+        .flat_map(|d| d.cells.chunks(3).map(|c| c[1]))
+        .sum();
     assert_eq!(total as u64, t.events);
     let crashed = s.resolve_all("<0.3.0>").unwrap()[0];
     let last = t.density.iter().find(|d| d.lane == crashed).unwrap();
