@@ -1,6 +1,7 @@
 //! The UI's files, embedded in the binary so the UI works offline: one page,
-//! one script, one style sheet. No framework and no build step: the script is
-//! plain JavaScript that draws on canvas and SVG.
+//! four script modules (core, timeline, panels at T, views over a range) and
+//! one style sheet. No framework and no build step: plain JavaScript modules
+//! that draw on canvas and SVG.
 
 /// `(path, content type, bytes)` of every asset.
 pub const FILES: &[(&str, &str, &str)] = &[
@@ -13,6 +14,21 @@ pub const FILES: &[(&str, &str, &str)] = &[
         "/app.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/app.js"),
+    ),
+    (
+        "/timeline.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/timeline.js"),
+    ),
+    (
+        "/panels.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/panels.js"),
+    ),
+    (
+        "/views.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/views.js"),
     ),
     (
         "/app.css",

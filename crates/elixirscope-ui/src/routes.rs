@@ -2,7 +2,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /`, `/app.js`, `/app.css` | the UI |
+//! | `GET /`, `/*.js`, `/app.css` | the UI ([`assets`]) |
 //! | `GET /api/sessions` | every session, newest last |
 //! | `GET /api/sessions/{s}/overview` | counts per kind, crashes, drops, trips, time span |
 //! | `GET /api/sessions/{s}/lanes` | processes in supervision order |
@@ -85,10 +85,11 @@ fn to_value(v: impl serde::Serialize) -> Result<Value, QueryError> {
 
 /// The router over `sessions`.
 pub fn router(sessions: Shared) -> Router {
-    Router::new()
-        .route("/", get(asset))
-        .route("/app.js", get(asset))
-        .route("/app.css", get(asset))
+    let mut router = Router::new();
+    for (path, _, _) in assets::FILES {
+        router = router.route(path, get(asset));
+    }
+    router
         .route("/api/sessions", get(sessions_list))
         .route("/api/sessions/{s}/overview", get(overview))
         .route("/api/sessions/{s}/lanes", get(lanes))
