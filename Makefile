@@ -17,9 +17,11 @@ demo: build
 	  --trace 'Demo.Bank.deposit/2' \
 	  -- mix run -e 'Demo.Workload.run()'
 
-# Every test: unit, integration against real erl/elixir nodes, CLI snapshots,
-# a bounded fuzz pass over the decoders of untrusted bytes, lints.
+# Every test: unit, integration against real erl/elixir nodes, the web UI in
+# headless Chromium, CLI snapshots, a bounded fuzz pass over the decoders of
+# untrusted bytes, lints.
 test: build
+	@scripts/ensure-deps.sh --browser
 	$(CARGO) test --workspace
 	scripts/fuzz.sh
 	$(CARGO) fmt --all -- --check

@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Installs what ElixirScope's build, demo and tests need on a fresh Debian machine
 # when it is missing: Erlang/OTP and Elixir from Debian, and a Rust toolchain check.
+# With --browser (the tests), also Chromium and Node from Debian and the UI tests'
+# npm packages (playwright-core, pinned by its package-lock.json).
 set -euo pipefail
+
+browser=false
+[ "${1:-}" = "--browser" ] && browser=true
 
 need_apt=()
 command -v erl >/dev/null 2>&1 || need_apt+=(erlang-nox erlang-dev)
 command -v elixir >/dev/null 2>&1 || need_apt+=(elixir)
 if command -v erl >/dev/null 2>&1 && ! erl -noshell -eval 'code:ensure_loaded(compile) =:= {module, compile} orelse halt(1), halt(0).' >/dev/null 2>&1; then
   need_apt+=(erlang-dev)
+fi
+
+if $browser; then
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -27,4 +38,15 @@ otp=$(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), ha
 if [ "$otp" -lt 25 ]; then
   echo "error: Erlang/OTP $otp found; ElixirScope needs OTP 25 or newer" >&2
   exit 1
+fi
+
+if $browser; then
+  ui_browser="$(dirname "$0")/../crates/elixirscope-ui/browser"
+  if [ ! -d "$ui_browser/node_modules/playwright-core" ]; then
+    echo "installing the UI tests' npm packages in $ui_browser" >&2
+    (cd "$ui_browser" && npm ci --no-audit --no-fund --loglevel=error) || {
+      echo "error: npm ci failed in $ui_browser; the UI tests need playwright-core from the npm registry" >&2
+      exit 1
+    }
+  fi
 fi

@@ -62,6 +62,8 @@ pub fn print_after_recording(dir: &Path) -> Result<(), Failure> {
             c.event
         );
     }
+    println!("Watch it in the browser (timeline, playback, state at any moment):");
+    println!("  elixirscope ui {n}");
     Ok(())
 }
 

@@ -289,6 +289,9 @@ function startLive() {
     const span = ui.view.to - ui.view.from;
     const wasFollowing = $('#follow').checked && ui.view.to >= ui.end - 1;
     ui.end = Math.max(p.end_ns, ui.end);
+    ui.overview.status = p.status;
+    ui.overview.duration_s = (ui.end - ui.start) / 1e9;
+    renderStats();
     if (Date.now() - lanesAt > 1000 || done) {
       lanesAt = Date.now();
       ui.lanes = await sapi('lanes');

@@ -1,0 +1,275 @@
+//! The web UI in real headless Chromium: the demo recorded, played to known
+//! points whose inspector state must equal `elixirscope state --at`, a deep
+//! link, every view (screenshots under target/), and live mode following a
+//! capture that is still running.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../elixirscope-ui/browser")
+}
+
+/// Fails clearly when Chromium, Node or playwright-core is missing.
+fn require_browser() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium is not at {chromium}: run `make test`, which installs Debian's chromium"
+    );
+    assert!(
+        Command::new("node").arg("--version").output().is_ok(),
+        "`node` is not installed: run `make test`, which installs it"
+    );
+    assert!(
+        browser_dir().join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed in {}: run `make test` (npm ci there)",
+        browser_dir().display()
+    );
+}
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots")
+}
+
+/// `elixirscope ui` on a free loopback port; stopped when dropped.
+struct Ui {
+    child: Child,
+    base: String,
+}
+
+impl Ui {
+    fn start(home: &Home, session: &str) -> Ui {
+        let mut child = home
+            .cmd(&["ui", session, "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start elixirscope ui");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the UI printed its address");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"));
+        assert!(
+            url.ends_with(&format!("/#/s/{session}")),
+            "the URL opens the session: {url}"
+        );
+        let base = url.split("/#").next().unwrap().to_owned();
+        Ui { child, base }
+    }
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a browser script and parses the JSON it prints.
+fn drive(script: &str, args: &[&str]) -> Value {
+    let out = Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(browser_dir())
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {}", stdout(&out)))
+}
+
+fn record_demo(home: &Home) {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
+    let out = home
+        .cmd(&[
+            "run",
+            "--session",
+            "demo",
+            "--state",
+            "Demo.Counter",
+            "--state",
+            "Demo.Bank",
+            "--trace",
+            "Demo.Bank.deposit/2",
+            "--",
+            "mix",
+            "run",
+            "-e",
+            "Demo.Workload.run()",
+        ])
+        .current_dir(&demo)
+        .output()
+        .expect("run demo");
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn the_cinema_plays_the_demo_to_known_points_and_matches_the_cli() {
+    require_beam();
+    require_browser();
+    let home = Home::new();
+    record_demo(&home);
+    let ui = Ui::start(&home, "demo");
+    let out_dir = screenshots();
+    let r = drive(
+        "cinema.mjs",
+        &[&ui.base, "demo", "Demo.Counter", out_dir.to_str().unwrap()],
+    );
+    assert_eq!(
+        r["errors"],
+        serde_json::json!([]),
+        "script errors in the page"
+    );
+
+    // Every point the UI reached shows the state the CLI gives for that T.
+    let points = r["points"].as_array().unwrap();
+    assert_eq!(points.len(), 6, "{r}");
+    for p in points {
+        let id = p["id"].as_u64().unwrap().to_string();
+        let cli = home.json(&["state", "demo", "Demo.Counter", "--at", &id]);
+        assert_eq!(p["state"], cli["state"], "state at #{id} ({})", p["label"]);
+        assert!(p["state"].is_string(), "a state at {p}");
+    }
+    // The three changes are consecutive counter values; stepping back returns
+    // to the third.
+    let ids: Vec<u64> = points.iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    assert!(
+        ids[0] < ids[1] && ids[1] < ids[2] && ids[2] < ids[3],
+        "{ids:?}"
+    );
+    assert_ne!(points[0]["state"], points[1]["state"]);
+    assert_ne!(points[1]["state"], points[2]["state"]);
+    assert_eq!(ids[4], ids[2], "C goes back to the previous change");
+    assert!(r["played"].as_u64().unwrap() > 0, "playback moved T: {r}");
+
+    // The deep link reopens the same session, process and T.
+    assert_eq!(r["deep_link"]["id"], points[1]["id"]);
+    assert_eq!(r["deep_link"]["state"], points[1]["state"]);
+
+    // Search, sequence and flame graph agree with the CLI's answers.
+    let states = home.json(&["events", "demo", "--kind", "state", "--pid", "Demo.Counter"]);
+    assert_eq!(r["search_matched"], states["matched"]);
+    let flame = home.json(&["flame", "demo"]);
+    assert_eq!(r["flame_calls"], flame["calls"]);
+    assert!(r["sequence_messages"].as_u64().unwrap() > 0, "{r}");
+    let event_id = r["event"]["id"].as_u64().unwrap().to_string();
+    let cli_event = home.json(&["events", "demo", "--from", &event_id, "--limit", "1"]);
+    assert_eq!(r["event"]["summary"], cli_event["events"][0]["summary"]);
+
+    for s in r["screenshots"].as_array().unwrap() {
+        let len = std::fs::metadata(s.as_str().unwrap()).map_or(0, |m| m.len());
+        assert!(len > 10_000, "screenshot {s} is {len} bytes");
+    }
+}
+
+#[test]
+fn live_mode_follows_a_running_capture() {
+    require_beam();
+    require_browser();
+    let home = Home::new();
+    let node = BeamNode::elixir(
+        "uilive",
+        &[],
+        "Stream.repeatedly(fn -> pid = spawn(fn -> receive do x -> x end end); send(pid, :tick); Process.sleep(20) end) |> Stream.run()",
+    );
+    let mut rec = home
+        .cmd(&[
+            "record",
+            &node.name,
+            "--cookie",
+            &node.cookie,
+            "--session",
+            "live",
+            "--for",
+            "60s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("record");
+    let err = rec.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) if l.starts_with("recording ") => break,
+            Ok(_) => continue,
+            Err(e) => panic!("recording did not start: {e}"),
+        }
+    }
+    let ui = Ui::start(&home, "live");
+    let r = drive(
+        "live.mjs",
+        &[&ui.base, "live", screenshots().to_str().unwrap(), "5"],
+    );
+    Command::new("kill")
+        .args(["-INT", &rec.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = rec.wait();
+    assert_eq!(
+        r["errors"],
+        serde_json::json!([]),
+        "script errors in the page"
+    );
+    let counts: Vec<u64> = r["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["events"].as_u64().unwrap())
+        .collect();
+    let rises = counts.windows(2).filter(|w| w[1] > w[0]).count();
+    assert!(
+        rises >= 3,
+        "the event count grew while recording: {counts:?}"
+    );
+    assert!(counts.windows(2).all(|w| w[1] >= w[0]), "{counts:?}");
+    let requests: Vec<u64> = r["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["timeline_requests"].as_u64().unwrap())
+        .collect();
+    assert!(
+        requests.last() > requests.first(),
+        "the timeline refetched as events came: {requests:?}"
+    );
+    let windows: Vec<&str> = r["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["window"].as_str().unwrap())
+        .collect();
+    assert_ne!(
+        windows.first(),
+        windows.last(),
+        "the window followed the capture"
+    );
+}
