@@ -22,6 +22,7 @@ mod node;
 mod recorder;
 mod report;
 mod store;
+mod ui;
 
 use node::{InNode, Node, Run};
 use recorder::{Recorded, Setup};
@@ -35,6 +36,9 @@ pub struct Args {
     /// Keep the recorded frames here (and reuse them if the file exists).
     pub frames: Option<PathBuf>,
     pub ingest_only: bool,
+    /// Size of the generated session for the web UI figures (0 skips them).
+    pub ui_events: u64,
+    pub ui_only: bool,
 }
 
 fn parse_args() -> Args {
@@ -45,6 +49,8 @@ fn parse_args() -> Args {
         write: None,
         frames: None,
         ingest_only: false,
+        ui_events: 1_000_000,
+        ui_only: false,
     };
     let mut it = std::env::args().skip(1);
     let num = |v: Option<String>, what: &str| -> f64 {
@@ -61,6 +67,8 @@ fn parse_args() -> Args {
             "--write" => a.write = it.next().map(PathBuf::from),
             "--frames" => a.frames = it.next().map(PathBuf::from),
             "--ingest-only" => a.ingest_only = true,
+            "--ui-events" => a.ui_events = num(it.next(), "--ui-events") as u64,
+            "--ui-only" => a.ui_only = true,
             "-h" | "--help" => {
                 println!(
                     "usage: elixirscope-bench [--rounds R] [--scale F] [--store-events N] [--write FILE]\n\
@@ -69,7 +77,9 @@ fn parse_args() -> Args {
                      --store-events N  size of the generated session for store/query figures (default 10 M; 0 skips)\n\
                      --write FILE      put the results table into FILE (between its bench markers)\n\
                      --frames FILE     keep the recorded frames in FILE, or reuse them if it exists\n\
-                     --ingest-only     only measure the collector's ingest (with --frames FILE)"
+                     --ingest-only     only measure the collector's ingest (with --frames FILE)\n\
+                     --ui-events N     size of the generated session for the web UI figures (default 1 M; 0 skips)\n\
+                     --ui-only         only measure the web UI (API per zoom level, first paint in Chromium)"
                 );
                 std::process::exit(0);
             }
@@ -194,6 +204,29 @@ fn nif_library(bin: &std::path::Path) -> PathBuf {
     lib
 }
 
+/// The `elixirscope` binary next to this one.
+fn elixirscope_binary() -> PathBuf {
+    let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("elixirscope")))
+        .filter(|p| p.exists())
+    else {
+        eprintln!(
+            "error: the elixirscope binary must sit next to elixirscope-bench (run `make bench`)"
+        );
+        std::process::exit(2);
+    };
+    bin
+}
+
+/// The web UI figures, printed and returned as their section.
+fn run_ui(bin: &std::path::Path, events: u64) -> String {
+    eprintln!("ui: generating a {events}-event session and opening it in the UI");
+    let text = ui::render(&ui::run(bin, events));
+    println!("{text}");
+    text
+}
+
 fn main() {
     let args = parse_args();
     if args.ingest_only {
@@ -212,16 +245,15 @@ fn main() {
         }
         return;
     }
-    let Some(bin) = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("elixirscope")))
-        .filter(|p| p.exists())
-    else {
-        eprintln!(
-            "error: the elixirscope binary must sit next to elixirscope-bench (run `make bench`)"
-        );
-        std::process::exit(2);
-    };
+    let bin = elixirscope_binary();
+    if args.ui_only {
+        let text = run_ui(&bin, args.ui_events.max(1));
+        if let Some(path) = &args.write {
+            report::write_into(path, report::UI_MARKERS, &text);
+            eprintln!("wrote {}", path.display());
+        }
+        return;
+    }
     let lib = nif_library(&bin);
     let home = tempfile::tempdir().expect("tempdir");
     let node = Node::start();
@@ -316,8 +348,12 @@ fn main() {
         store: store.as_ref(),
     });
     println!("{text}");
+    let ui_text = (args.ui_events > 0).then(|| run_ui(&bin, args.ui_events));
     if let Some(path) = &args.write {
-        report::write_into(path, &text);
+        report::write_into(path, report::MARKERS, &text);
+        if let Some(t) = &ui_text {
+            report::write_into(path, report::UI_MARKERS, t);
+        }
         eprintln!("wrote {}", path.display());
     }
 }

@@ -16,8 +16,10 @@ pub struct Inputs<'a> {
     pub store: Option<&'a StoreResult>,
 }
 
-const BEGIN: &str = "<!-- bench:begin -->";
-const END: &str = "<!-- bench:end -->";
+/// The generated sections' markers in docs/performance.md: capture, ingest
+/// and store figures; web UI figures.
+pub const MARKERS: (&str, &str) = ("<!-- bench:begin -->", "<!-- bench:end -->");
+pub const UI_MARKERS: (&str, &str) = ("<!-- bench-ui:begin -->", "<!-- bench-ui:end -->");
 
 fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
@@ -311,16 +313,17 @@ pub fn render(i: &Inputs<'_>) -> String {
     out
 }
 
-/// Puts `text` between the markers of the document at `path` (or writes a
-/// document holding just the markers and the text).
-pub fn write_into(path: &std::path::Path, text: &str) {
+/// Puts `text` between the markers of the document at `path` (appending the
+/// markers when the document has none).
+pub fn write_into(path: &std::path::Path, (begin, end): (&str, &str), text: &str) {
     let doc = std::fs::read_to_string(path).unwrap_or_default();
-    let generated = format!("{BEGIN}\n{text}\n{END}");
-    let new = match (doc.find(BEGIN), doc.find(END)) {
+    let generated = format!("{begin}\n{text}\n{end}");
+    let new = match (doc.find(begin), doc.find(end)) {
         (Some(b), Some(e)) if b < e => {
-            format!("{}{generated}{}", &doc[..b], &doc[e + END.len()..])
+            format!("{}{generated}{}", &doc[..b], &doc[e + end.len()..])
         }
-        _ => format!("# Performance\n\n{generated}\n\n{doc}"),
+        _ if doc.is_empty() => format!("# Performance\n\n{generated}\n"),
+        _ => format!("{}\n{generated}\n", doc.trim_end()),
     };
     std::fs::write(path, new).expect("write results");
 }

@@ -41,12 +41,23 @@ impl Lcg {
     }
 }
 
+/// A session written by [`generate`].
+pub struct Generated {
+    pub dir: std::path::PathBuf,
+    pub pids: Vec<u32>,
+    /// First and last timestamps.
+    pub t0: i64,
+    pub end: i64,
+    pub events: u64,
+    pub append_secs: f64,
+}
+
 /// Writes `n` events shaped like a busy node (calls and returns of small
-/// functions, messages, GenServer state changes) and measures queries on them.
-pub fn run(n: u64) -> StoreResult {
-    let home = tempfile::tempdir().expect("tempdir");
-    let meta = SessionMeta::new("store-bench", "bench", "generated", serde_json::Value::Null);
-    let dir = create_session(home.path(), &meta).expect("session");
+/// functions, messages, GenServer state changes) as session `name` in `home`.
+pub fn generate(home: &std::path::Path, name: &str, n: u64) -> Generated {
+    let mut meta = SessionMeta::new(name, "bench", "generated", serde_json::Value::Null);
+    meta.status = elixirscope_store::session::SessionStatus::Complete;
+    let dir = create_session(home, &meta).expect("session");
     let mut w = SessionWriter::create(&dir).expect("writer");
     let node = w.dict_mut().intern_atom("bench@localhost");
     let pids: Vec<u32> = (0..PIDS)
@@ -125,6 +136,31 @@ pub fn run(n: u64) -> StoreResult {
     let append_secs = started.elapsed().as_secs_f64();
     let events = w.total();
     drop(w);
+    meta.events = events;
+    meta.started_ns = Some(t0);
+    meta.ended_ns = Some(ts + 170);
+    elixirscope_store::session::write_meta(&dir, &meta).expect("session metadata");
+    Generated {
+        dir,
+        pids,
+        t0,
+        end: ts + 170,
+        events,
+        append_secs,
+    }
+}
+
+/// Generates `n` events and measures queries on them.
+pub fn run(n: u64) -> StoreResult {
+    let home = tempfile::tempdir().expect("tempdir");
+    let Generated {
+        dir,
+        pids,
+        t0,
+        end: ts,
+        events,
+        append_secs,
+    } = generate(home.path(), "store-bench", n);
     let bytes = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()

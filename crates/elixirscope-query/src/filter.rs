@@ -109,11 +109,16 @@ impl Session {
                 }
             }
             if let Some(to) = &f.to {
-                if to.id.is_none() && b.min_ts > to.ts.saturating_add(1_000_000_000) {
-                    break;
-                }
                 if to.id.is_some_and(|id| b.first_id > id) {
                     break;
+                }
+                // Blocks are nearly in time order: past a second beyond the
+                // range none can hold a match; before that, skip those that don't.
+                if to.id.is_none() && b.min_ts > to.ts {
+                    if b.min_ts > to.ts.saturating_add(1_000_000_000) {
+                        break;
+                    }
+                    continue;
                 }
             }
             if !f.pids.is_empty() && !f.pids.iter().any(|p| b.may_involve(*p)) {

@@ -393,6 +393,9 @@ impl Session {
             if b.kinds & mask == 0 || pid.is_some_and(|p| !b.may_involve(p)) {
                 continue;
             }
+            if until.id.is_none() && b.min_ts > until.ts {
+                continue;
+            }
             let block = self.reader.block(i);
             for e in block.iter() {
                 if !until.includes(e.ts, e.id) {

@@ -355,20 +355,19 @@ impl Session {
     fn detail(&self, t: &mut Timeline, lanes: &[DictId]) {
         let wanted: FxHashSet<DictId> = lanes.iter().copied().collect();
         let blocks = self.reader().blocks();
-        let slack = 1_000_000_000;
         let mut sends: FxHashMap<EventId, usize> = FxHashMap::default();
-        let mut extra_blocks = 0;
+        // Blocks after the window still read for the receives of its sends.
+        let mut after_window = 0;
         for (i, b) in blocks.iter().enumerate() {
             if b.max_ts < t.from_ns {
                 continue;
             }
-            // Past the window: read on a little for the receives of its sends.
-            let past = b.min_ts > t.to_ns.saturating_add(slack);
-            if past {
-                extra_blocks += 1;
-                if extra_blocks > 2 || sends.is_empty() {
-                    break;
+            if b.min_ts > t.to_ns {
+                if sends.is_empty() || after_window >= 2 {
+                    // Nearly time-ordered blocks: one could still overlap.
+                    continue;
                 }
+                after_window += 1;
             }
             let block = self.reader().block(i);
             for e in block.iter() {
