@@ -83,6 +83,40 @@ impl Drop for Ui {
     }
 }
 
+/// `GET path` with the given Host header: the status and the body.
+fn http_get(base: &str, path: &str, host: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the UI");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+/// Asserts a JSON error answer with this status whose message contains `needle`.
+fn assert_error(base: &str, path: &str, host: &str, status: u16, needle: &str) {
+    let (got, body) = http_get(base, path, host);
+    assert_eq!(got, status, "GET {path}: {body}");
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+    let msg = v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {body}"));
+    assert!(
+        msg.contains(needle) && !msg.contains('\n'),
+        "GET {path}: {msg}"
+    );
+}
+
 /// Runs a browser script and parses the JSON it prints.
 fn drive(script: &str, args: &[&str]) -> Value {
     let out = Command::new("node")
@@ -183,6 +217,85 @@ fn the_cinema_plays_the_demo_to_known_points_and_matches_the_cli() {
         let len = std::fs::metadata(s.as_str().unwrap()).map_or(0, |m| m.len());
         assert!(len > 10_000, "screenshot {s} is {len} bytes");
     }
+
+    // Bad requests get a status and a one-line reason.
+    let local = "127.0.0.1";
+    let api = "/api/sessions/demo";
+    assert_error(
+        &ui.base,
+        &format!("{api}/timeline?from_ns=0&to_ns=9&lanes=x"),
+        local,
+        400,
+        "lane ids",
+    );
+    assert_error(
+        &ui.base,
+        &format!("{api}/events?q=--colour+red"),
+        local,
+        400,
+        "unknown filter 'colour'",
+    );
+    assert_error(
+        &ui.base,
+        &format!("{api}/events?q=kind:nope"),
+        local,
+        400,
+        "unknown event kind 'nope'",
+    );
+    assert_error(
+        &ui.base,
+        &format!("{api}/inspect?pid=%3C0.99999.0%3E&at=end"),
+        local,
+        400,
+        "no process",
+    );
+    assert_error(
+        &ui.base,
+        &format!("{api}/inspect?pid=Demo.Counter&at=soon"),
+        local,
+        400,
+        "invalid time 'soon'",
+    );
+    assert_error(
+        &ui.base,
+        &format!("{api}/events/99999999"),
+        local,
+        400,
+        "not in this session",
+    );
+    assert_error(
+        &ui.base,
+        "/api/sessions/nosuch/overview",
+        local,
+        404,
+        "nosuch",
+    );
+    assert_error(&ui.base, "/nowhere", local, 404, "no such page");
+    assert_error(
+        &ui.base,
+        "/api/sessions",
+        "evil.example:80",
+        403,
+        "localhost",
+    );
+    let (status, _) = http_get(&ui.base, "/api/sessions", "localhost");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn the_ui_refuses_to_listen_beyond_loopback_and_names_unknown_sessions() {
+    let home = Home::new();
+    let out = home.run(&["ui", "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("loopback only") && err.lines().count() == 1,
+        "{err}"
+    );
+    let out = home.run(&["ui", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("nosuch") && err.lines().count() == 1, "{err}");
 }
 
 #[test]

@@ -80,7 +80,12 @@ export async function showFlame() {
     `<label><input type="radio" name="flame-scope" value="all"${flameScope === 'all' ? ' checked' : ''}> whole session</label> · visible window</p>` +
     `<p class="muted">${g.calls} calls, ${(g.total_ns / 1e6).toFixed(3)} ms${g.open_calls ? `, ${g.open_calls} still running` : ''}` +
     `${g.unmatched_returns ? `, ${g.unmatched_returns} returns without their call` : ''}${g.sample > 1 ? `, calls of 1 process in ${g.sample} kept` : ''}</p>` +
-    (g.nodes.length ? `<div id="flame-chart" style="height:${(maxDepth + 1) * rowH + 4}px">${html}</div>` : '<p class="muted">no traced calls here (record with --trace MFA)</p>');
+    (g.nodes.length ? `<div id="flame-chart" style="height:${(maxDepth + 1) * rowH + 4}px">${html}</div>` +
+      `<h2>Call tree</h2><table id="call-tree"><tr><th>function</th><th>calls</th><th>total</th><th>self</th></tr>` +
+      g.nodes.slice(0, 300).map((n) => `<tr><td class="mono" style="padding-left:${8 + n.depth * 14}px">${esc(n.mfa)}</td>` +
+        `<td>${n.calls}</td><td>${(n.total_ns / 1e6).toFixed(3)} ms</td><td>${(n.self_ns / 1e6).toFixed(3)} ms</td></tr>`).join('') +
+      `</table>${g.nodes.length > 300 ? `<p class="muted">first 300 of ${g.nodes.length} nodes</p>` : ''}`
+      : '<p class="muted">no traced calls here (record with --trace MFA)</p>');
   el.querySelectorAll('input[name=flame-scope]').forEach((r) => { r.onchange = () => { flameScope = r.value; showFlame(); }; });
   el.dataset.calls = g.calls;
 }
