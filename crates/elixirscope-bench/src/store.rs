@@ -53,8 +53,9 @@ pub struct Generated {
 }
 
 /// Writes `n` events shaped like a busy node (calls and returns of small
-/// functions, messages, GenServer state changes) as session `name` in `home`.
-pub fn generate(home: &std::path::Path, name: &str, n: u64) -> Generated {
+/// functions, messages, GenServer state changes) as session `name` in `home`,
+/// one call/return/send/receive group every `step_ns`.
+pub fn generate(home: &std::path::Path, name: &str, n: u64, step_ns: i64) -> Generated {
     let mut meta = SessionMeta::new(name, "bench", "generated", serde_json::Value::Null);
     meta.status = elixirscope_store::session::SessionStatus::Complete;
     let dir = create_session(home, &meta).expect("session");
@@ -94,7 +95,7 @@ pub fn generate(home: &std::path::Path, name: &str, n: u64) -> Generated {
     while i < n {
         let k = (i / 4) as usize;
         let pid = pids[k % PIDS as usize];
-        ts += 250;
+        ts += step_ns;
         let mut call = NewEvent::new(ts, EventKind::Call, node, pid);
         call.mfa = mfa;
         call.term = Some(&args[k % 100]);
@@ -160,7 +161,7 @@ pub fn run(n: u64) -> StoreResult {
         end: ts,
         events,
         append_secs,
-    } = generate(home.path(), "store-bench", n);
+    } = generate(home.path(), "store-bench", n, 250);
     let bytes = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
