@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{fixture, require_beam, stderr, stdout, Home};
-use std::path::Path;
+use common::{fixture, record_demo, require_beam, stderr, stdout, Home};
 
 #[test]
 fn records_an_elixir_script_up_to_its_last_call() {
@@ -57,29 +56,7 @@ fn records_an_elixir_script_up_to_its_last_call() {
 fn records_the_demo_mix_project() {
     require_beam();
     let home = Home::new();
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
-    let out = home
-        .cmd(&[
-            "run",
-            "--session",
-            "demo",
-            "--state",
-            "Demo.Counter",
-            "--state",
-            "Demo.Bank",
-            "--state",
-            "Demo.Flaky",
-            "--trace",
-            "Demo.Bank.deposit/2",
-            "--",
-            "mix",
-            "run",
-            "-e",
-            "Demo.Workload.run()",
-        ])
-        .current_dir(&demo)
-        .output()
-        .expect("run demo");
+    let out = record_demo(&home, "demo");
     assert!(out.status.success(), "{}", stderr(&out));
     let o = home.json(&["show", "demo"]);
     for kind in ["spawn", "send", "receive", "call", "state", "exit"] {

@@ -7,10 +7,8 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 fn browser_dir() -> PathBuf {
@@ -53,14 +51,7 @@ impl Ui {
             .stdout(Stdio::null())
             .spawn()
             .expect("start elixirscope ui");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
+        let line = stderr_lines(&mut child)
             .recv_timeout(Duration::from_secs(30))
             .expect("the UI printed its address");
         let url = line
@@ -135,37 +126,13 @@ fn drive(script: &str, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {}", stdout(&out)))
 }
 
-fn record_demo(home: &Home) {
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
-    let out = home
-        .cmd(&[
-            "run",
-            "--session",
-            "demo",
-            "--state",
-            "Demo.Counter",
-            "--state",
-            "Demo.Bank",
-            "--trace",
-            "Demo.Bank.deposit/2",
-            "--",
-            "mix",
-            "run",
-            "-e",
-            "Demo.Workload.run()",
-        ])
-        .current_dir(&demo)
-        .output()
-        .expect("run demo");
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
 #[test]
 fn the_cinema_plays_the_demo_to_known_points_and_matches_the_cli() {
     require_beam();
     require_browser();
     let home = Home::new();
-    record_demo(&home);
+    let out = record_demo(&home, "demo");
+    assert!(out.status.success(), "{}", stderr(&out));
     let ui = Ui::start(&home, "demo");
     let out_dir = screenshots();
     let r = drive(
@@ -323,13 +290,7 @@ fn live_mode_follows_a_running_capture() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("record");
-    let err = rec.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stderr_lines(&mut rec);
     loop {
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(l) if l.starts_with("recording ") => break,

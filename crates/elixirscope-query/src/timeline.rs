@@ -211,6 +211,24 @@ impl Session {
         }
     }
 
+    /// A lane known only by its pid and name (no lifecycle events).
+    fn bare_lane(&self, id: DictId, events: u64) -> Lane {
+        let name = self.any_name(id);
+        Lane {
+            id,
+            pid: self.pid_text(id),
+            label: name.clone().unwrap_or_else(|| self.pid_text(id)),
+            name,
+            parent: None,
+            depth: 0,
+            supervisor: false,
+            spawned_ns: None,
+            exited_ns: None,
+            crashed: false,
+            events,
+        }
+    }
+
     /// Every process of the session as a timeline lane, supervision trees
     /// nested (parents before children, in spawn order), then processes seen
     /// only in other events, then the node lane if it has events.
@@ -240,22 +258,18 @@ impl Session {
                 continue;
             }
             let p = &procs[&id];
-            let name = self.any_name(id);
+            let mut lane = self.bare_lane(id, events(id));
+            if lane.name.is_none() {
+                lane.label = p.initial.clone().unwrap_or(lane.label);
+            }
             out.push(Lane {
-                id,
-                pid: self.pid_text(id),
-                label: name
-                    .clone()
-                    .or_else(|| p.initial.clone())
-                    .unwrap_or_else(|| self.pid_text(id)),
-                name,
                 parent: p.parent,
                 depth,
                 supervisor: p.supervisor,
                 spawned_ns: p.spawned,
                 exited_ns: p.exited.as_ref().map(|(ts, _)| *ts),
                 crashed: p.crashed,
-                events: events(id),
+                ..lane
             });
             if let Some(kids) = children.get(&id) {
                 stack.extend(kids.iter().rev().map(|&k| (k, depth + 1)));
@@ -269,34 +283,13 @@ impl Session {
             .collect();
         others.sort();
         for (_, id) in others {
-            let name = self.any_name(id);
-            out.push(Lane {
-                id,
-                pid: self.pid_text(id),
-                label: name.clone().unwrap_or_else(|| self.pid_text(id)),
-                name,
-                parent: None,
-                depth: 0,
-                supervisor: false,
-                spawned_ns: None,
-                exited_ns: None,
-                crashed: false,
-                events: events(id),
-            });
+            out.push(self.bare_lane(id, events(id)));
         }
         if events(NODE_LANE) > 0 {
             out.push(Lane {
-                id: NODE_LANE,
                 pid: String::new(),
                 label: "node events".into(),
-                name: None,
-                parent: None,
-                depth: 0,
-                supervisor: false,
-                spawned_ns: None,
-                exited_ns: None,
-                crashed: false,
-                events: events(NODE_LANE),
+                ..self.bare_lane(NODE_LANE, events(NODE_LANE))
             });
         }
         out

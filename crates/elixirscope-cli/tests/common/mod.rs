@@ -95,6 +95,49 @@ impl Home {
     }
 }
 
+/// Records the demo Mix project (`examples/demo`) as session `name`: the state
+/// of its three servers and the calls of `Demo.Bank.deposit/2`.
+pub fn record_demo(home: &Home, name: &str) -> Output {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
+    home.cmd(&[
+        "run",
+        "--session",
+        name,
+        "--state",
+        "Demo.Counter",
+        "--state",
+        "Demo.Bank",
+        "--state",
+        "Demo.Flaky",
+        "--trace",
+        "Demo.Bank.deposit/2",
+        "--",
+        "mix",
+        "run",
+        "-e",
+        "Demo.Workload.run()",
+    ])
+    .current_dir(&demo)
+    .output()
+    .expect("run demo")
+}
+
+/// The lines `child` writes on stderr, as they come.
+pub fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
 /// A running Elixir node started for a test; killed when dropped.
 pub struct BeamNode {
     pub name: String,
