@@ -12,9 +12,11 @@
 %%   so even the first call into the module is traced; from OTP 26 the caller
 %%   loads the code itself (and others wait for it), so the watch acts when
 %%   code:ensure_loaded/1 returns instead, like for load_binary below;
-%% - code:load_binary/3 (code compiled in memory): when it returns, the watch
-%%   suspends the caller, sets the patterns and resumes it, before the caller
-%%   can use the new code.
+%% - code:load_binary/3 (code compiled in memory): on OTP 25 the watch suspends
+%%   the caller as soon as it calls load_binary (it then waits for the code
+%%   server's reply), waits until the module is loaded, sets the patterns and
+%%   resumes it, so the caller cannot run the new code untraced; from OTP 26 it
+%%   does the same when load_binary returns.
 %% A suspended process is resumed automatically if the watch dies. The tracer
 %% is told about every module handled, with the patterns set.
 -module(elixirscope_module_watch).
@@ -59,12 +61,13 @@ set(Modules) ->
     Return3 = [{[M, '_', '_'], [], [{return_trace}]} || M <- Modules],
     case get(mode) of
         return ->
-            erlang:trace_pattern({code, ensure_loaded, 1}, Return1, [{meta, Me}]);
+            erlang:trace_pattern({code, ensure_loaded, 1}, Return1, [{meta, Me}]),
+            erlang:trace_pattern({code, load_binary, 3}, Return3, [{meta, Me}]);
         _ ->
             erlang:trace_pattern({error_handler, undefined_function, 3}, Entry3, [{meta, Me}]),
-            erlang:trace_pattern({code, ensure_loaded, 1}, Entry1, [{meta, Me}])
+            erlang:trace_pattern({code, ensure_loaded, 1}, Entry1, [{meta, Me}]),
+            erlang:trace_pattern({code, load_binary, 3}, Entry3, [{meta, Me}])
     end,
-    erlang:trace_pattern({code, load_binary, 3}, Return3, [{meta, Me}]),
     ok.
 
 clear() ->
@@ -95,6 +98,8 @@ trigger({trace_ts, Pid, call, {error_handler, undefined_function, [M | _]}, _}) 
 trigger({trace, Pid, call, {error_handler, undefined_function, [M | _]}}) -> {Pid, M, load};
 trigger({trace_ts, Pid, call, {code, ensure_loaded, [M]}, _}) -> {Pid, M, load};
 trigger({trace, Pid, call, {code, ensure_loaded, [M]}}) -> {Pid, M, load};
+trigger({trace_ts, Pid, call, {code, load_binary, [M, _, _]}, _}) -> {Pid, M, loading};
+trigger({trace, Pid, call, {code, load_binary, [M, _, _]}}) -> {Pid, M, loading};
 trigger({trace_ts, Pid, return_from, {code, load_binary, 3}, {module, M}, _}) -> {Pid, M, loaded};
 trigger({trace, Pid, return_from, {code, ensure_loaded, 1}, {module, M}}) -> {Pid, M, loaded};
 trigger({trace_ts, Pid, return_from, {code, ensure_loaded, 1}, {module, M}, _}) -> {Pid, M, loaded};
@@ -107,6 +112,7 @@ handle(Tracer, Pid, M, How, Wanted, StateMods) ->
     try
         case How of
             load -> _ = code:ensure_loaded(M);
+            loading -> wait_loaded(M, 2000);
             loaded -> ok
         end,
         case erlang:module_loaded(M) of
@@ -129,4 +135,13 @@ handle(Tracer, Pid, M, How, Wanted, StateMods) ->
             true -> catch erlang:resume_process(Pid);
             false -> ok
         end
+    end.
+
+%% Waits (up to Ms milliseconds) until the code server has loaded M for the
+%% suspended caller of load_binary; a load that fails leaves M unloaded.
+wait_loaded(_M, Ms) when Ms =< 0 -> ok;
+wait_loaded(M, Ms) ->
+    case erlang:module_loaded(M) of
+        true -> ok;
+        false -> receive after 1 -> wait_loaded(M, Ms - 1) end
     end.
