@@ -5,6 +5,7 @@
 //! and the query commands in [`queries`] (the call tree's text in [`flame_text`]).
 
 mod capture_opts;
+mod export;
 mod flame_text;
 mod queries;
 mod record;
@@ -127,9 +128,21 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:7700", value_name = "ADDR")]
         listen: std::net::SocketAddr,
     },
+    /// Send a session to other tools: OpenTelemetry (OTLP over gRPC or HTTP/protobuf)
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Manage the API's access tokens
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Traced calls as spans (nested per process, GenServer calls across processes) and counters as metrics, to an OTLP endpoint
+    #[command(
+        after_help = "Examples:\n  elixirscope export otlp last --endpoint http://127.0.0.1:4317\n  elixirscope export otlp last --protocol http --endpoint http://127.0.0.1:4318\n  HONEYCOMB_API_KEY=... elixirscope export otlp last --preset honeycomb"
+    )]
+    Otlp(export::OtlpArgs),
 }
 
 #[derive(Subcommand)]
@@ -232,6 +245,7 @@ fn main() -> ExitCode {
                 cookie,
             },
         ),
+        Command::Export(ExportCommand::Otlp(a)) => export::otlp(&home, &a),
         Command::Ui { session, listen } => serve::ui(&home, session.as_deref(), listen),
         Command::Token(TokenCommand::Create { name, role }) => {
             serve::token_create(&home, &name, &role)

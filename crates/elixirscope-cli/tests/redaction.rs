@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixture, require_beam, stderr, stdout, Home};
+use common::{record_secrets, require_beam, stderr, stdout, Home};
 use elixirscope_store::SessionReader;
 
 const PLANTED: &[&str] = &[
@@ -16,27 +16,6 @@ const PLANTED: &[&str] = &[
     "PLANTED-HEADER-XYZZY",
     "4111 1111 1111 1111",
 ];
-
-fn record(home: &Home, session: &str, extra: &[&str]) {
-    let script = fixture("secrets.exs");
-    let mut args = vec![
-        "run",
-        "--session",
-        session,
-        "--state",
-        "Secrets.Vault",
-        "--trace",
-        "Secrets.Auth._/_",
-        "--redact-arg",
-        "Secrets.Auth.login/2=2",
-        "--redact-struct",
-        "Secrets.Creds",
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["--", "elixir", script.to_str().unwrap()]);
-    let out = home.run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-}
 
 /// Every stored term, decompressed, as bytes.
 fn stored_terms(home: &Home, session: &str) -> Vec<u8> {
@@ -59,7 +38,7 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 fn planted_secrets_appear_nowhere_and_are_counted() {
     require_beam();
     let home = Home::new();
-    record(&home, "safe", &[]);
+    record_secrets(&home, "safe", &[]);
 
     let terms = stored_terms(&home, "safe");
     let mut files = Vec::new();
@@ -105,7 +84,7 @@ fn planted_secrets_appear_nowhere_and_are_counted() {
 fn redaction_can_only_be_turned_off_at_capture_and_says_so() {
     require_beam();
     let home = Home::new();
-    record(&home, "open", &["--no-redact"]);
+    record_secrets(&home, "open", &["--no-redact"]);
     assert!(contains(&stored_terms(&home, "open"), "PLANTED-MSG-XYZZY"));
     let show = home.json(&["show", "open"]);
     assert_eq!(show["redaction"], false);

@@ -122,6 +122,29 @@ pub fn record_demo(home: &Home, name: &str) -> Output {
     .expect("run demo")
 }
 
+/// Runs `secrets.exs` (secrets planted in state, messages, arguments and a
+/// struct) as session `session`, with the redaction rules it needs and `extra`.
+pub fn record_secrets(home: &Home, session: &str, extra: &[&str]) {
+    let script = fixture("secrets.exs");
+    let mut args = vec![
+        "run",
+        "--session",
+        session,
+        "--state",
+        "Secrets.Vault",
+        "--trace",
+        "Secrets.Auth._/_",
+        "--redact-arg",
+        "Secrets.Auth.login/2=2",
+        "--redact-struct",
+        "Secrets.Creds",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "elixir", script.to_str().unwrap()]);
+    let out = home.run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// The lines `child` writes on stderr, as they come.
 pub fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;

@@ -34,11 +34,34 @@ impl Protocol {
 /// Where spans and metrics go.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    /// `http(s)://host:port` (gRPC), or the HTTP base (`/v1/traces` is added).
+    /// gRPC: `http(s)://host:port`; HTTP: the full URL spans are posted to.
     pub url: String,
+    /// HTTP: the full URL metrics are posted to (gRPC: unused).
+    pub metrics_url: String,
     pub protocol: Protocol,
     /// Extra headers (API keys), lower-case names.
     pub headers: Vec<(String, String)>,
+}
+
+impl Endpoint {
+    /// An endpoint from its base URL: for HTTP, `/v1/traces` and `/v1/metrics`
+    /// are added (unless the URL already ends with `/v1/traces`).
+    pub fn new(base: &str, protocol: Protocol, headers: Vec<(String, String)>) -> Endpoint {
+        let base = base.trim_end_matches('/');
+        let (url, metrics_url) = match protocol {
+            Protocol::Grpc => (base.to_owned(), base.to_owned()),
+            Protocol::HttpProtobuf => match base.strip_suffix("/v1/traces") {
+                Some(root) => (base.to_owned(), format!("{root}/v1/metrics")),
+                None => (format!("{base}/v1/traces"), format!("{base}/v1/metrics")),
+            },
+        };
+        Endpoint {
+            url,
+            metrics_url,
+            protocol,
+            headers,
+        }
+    }
 }
 
 /// Why an export failed.
@@ -62,14 +85,14 @@ pub enum ExportError {
 pub const TRIES: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
 enum Transport {
     Grpc(Channel),
-    Http(
-        hyper_util::client::legacy::Client<
-            hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-            Full<Bytes>,
-        >,
-    ),
+    Http(Box<HttpClient>),
 }
 
 /// A connection to one endpoint.
@@ -117,12 +140,12 @@ impl Exporter {
                     .https_or_http()
                     .enable_http1()
                     .build();
-                Transport::Http(
+                Transport::Http(Box::new(
                     hyper_util::client::legacy::Client::builder(
                         hyper_util::rt::TokioExecutor::new(),
                     )
                     .build(https),
-                )
+                ))
             }
         };
         Ok(Exporter {
@@ -132,22 +155,11 @@ impl Exporter {
         })
     }
 
-    /// The URL of an HTTP signal path (`v1/traces`), unless the endpoint names one.
-    fn http_url(&self, signal: &str) -> String {
-        let base = self.endpoint.url.trim_end_matches('/');
-        if base.ends_with(&format!("/v1/{signal}")) {
-            base.to_owned()
-        } else {
-            format!("{base}/v1/{signal}")
-        }
-    }
-
-    async fn post(&self, signal: &str, body: Vec<u8>) -> Result<(), Failure> {
+    async fn post(&self, url: &str, body: Vec<u8>) -> Result<(), Failure> {
         let Transport::Http(client) = &self.transport else {
             unreachable!("HTTP transport")
         };
-        let mut req = hyper::Request::post(self.http_url(signal))
-            .header("content-type", "application/x-protobuf");
+        let mut req = hyper::Request::post(url).header("content-type", "application/x-protobuf");
         for (k, v) in &self.endpoint.headers {
             req = req.header(k.as_str(), v.as_str());
         }
@@ -218,7 +230,7 @@ impl Exporter {
                 .await
                 .map(|_| ())
                 .map_err(Self::grpc_failure),
-            Transport::Http(_) => self.post("traces", req.encode_to_vec()).await,
+            Transport::Http(_) => self.post(&self.endpoint.url, req.encode_to_vec()).await,
         }
     }
 
@@ -229,7 +241,10 @@ impl Exporter {
                 .await
                 .map(|_| ())
                 .map_err(Self::grpc_failure),
-            Transport::Http(_) => self.post("metrics", req.encode_to_vec()).await,
+            Transport::Http(_) => {
+                self.post(&self.endpoint.metrics_url, req.encode_to_vec())
+                    .await
+            }
         }
     }
 

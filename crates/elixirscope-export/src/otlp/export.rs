@@ -32,6 +32,8 @@ pub struct ExportOptions {
     pub service_name: Option<String>,
     pub filter: SpanFilter,
     pub metrics: bool,
+    /// Send metrics as deltas (see [`session_metrics`]).
+    pub delta_metrics: bool,
 }
 
 /// What an export did.
@@ -176,7 +178,7 @@ pub fn export_session(
     summary.retries = exporter.retries();
     result?;
     if opts.metrics {
-        let metrics = session_metrics(s);
+        let metrics = session_metrics(s, opts.delta_metrics);
         summary.metrics = metrics.len();
         let node = s.nodes().first().cloned().unwrap_or_default();
         let req = ExportMetricsServiceRequest {

@@ -55,22 +55,33 @@ impl Durations {
     }
 }
 
-fn sum(name: &str, description: &str, points: Vec<NumberDataPoint>) -> Metric {
+fn sum(
+    name: &str,
+    description: &str,
+    temporality: AggregationTemporality,
+    points: Vec<NumberDataPoint>,
+) -> Metric {
     Metric {
         name: name.into(),
         description: description.into(),
         unit: "{event}".into(),
         data: Some(Data::Sum(Sum {
             data_points: points,
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            aggregation_temporality: temporality as i32,
             is_monotonic: true,
         })),
         ..Default::default()
     }
 }
 
-/// The session's metrics, as of its end.
-pub fn session_metrics(s: &Session) -> Vec<Metric> {
+/// The session's metrics over its whole span: cumulative, or as one delta
+/// from its start to its end (the same numbers, for intakes that take only deltas).
+pub fn session_metrics(s: &Session, delta: bool) -> Vec<Metric> {
+    let temporality = if delta {
+        AggregationTemporality::Delta
+    } else {
+        AggregationTemporality::Cumulative
+    };
     let (start, end) = (s.start_ns().max(0) as u64, s.end_ns().max(0) as u64);
     let point = |attributes, v: u64| NumberDataPoint {
         attributes,
@@ -132,10 +143,16 @@ pub fn session_metrics(s: &Session) -> Vec<Metric> {
         ));
     }
     vec![
-        sum("elixirscope.events", "Events recorded, by kind", events),
+        sum(
+            "elixirscope.events",
+            "Events recorded, by kind",
+            temporality,
+            events,
+        ),
         sum(
             "elixirscope.dropped",
             "Events the agent dropped (never silently)",
+            temporality,
             vec![point(Vec::new(), meta.dropped)],
         ),
         Metric {
@@ -144,7 +161,7 @@ pub fn session_metrics(s: &Session) -> Vec<Metric> {
             unit: "s".into(),
             data: Some(Data::Histogram(Histogram {
                 data_points: points,
-                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                aggregation_temporality: temporality as i32,
             })),
             ..Default::default()
         },
