@@ -18,10 +18,10 @@ demo: build
 	  -- mix run -e 'Demo.Workload.run()'
 
 # Every test: unit, integration against real erl/elixir nodes, the web UI in
-# headless Chromium, CLI snapshots, a bounded fuzz pass over the decoders of
-# untrusted bytes, lints.
+# headless Chromium, OTLP receivers and a real Prometheus, CLI snapshots, a
+# bounded fuzz pass over the decoders of untrusted bytes, lints.
 test: build
-	@scripts/ensure-deps.sh --browser
+	@scripts/ensure-deps.sh --tests
 	$(CARGO) test --workspace
 	scripts/fuzz.sh
 	$(CARGO) fmt --all -- --check

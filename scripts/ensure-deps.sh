@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what ElixirScope's build, demo and tests need on a fresh Debian machine
 # when it is missing: Erlang/OTP and Elixir from Debian, and a Rust toolchain check.
-# With --browser (the tests), also Chromium and Node from Debian and the UI tests'
-# npm packages (playwright-core, pinned by its package-lock.json).
+# With --tests, also what the tests start: Chromium and Node (the UI tests, with
+# their npm packages: playwright-core, pinned by its package-lock.json) and
+# Prometheus (the metrics tests), all from Debian.
 set -euo pipefail
 
-browser=false
-[ "${1:-}" = "--browser" ] && browser=true
+tests=false
+[ "${1:-}" = "--tests" ] && tests=true
 
 need_apt=()
 command -v erl >/dev/null 2>&1 || need_apt+=(erlang-nox erlang-dev)
@@ -15,8 +16,9 @@ if command -v erl >/dev/null 2>&1 && ! erl -noshell -eval 'code:ensure_loaded(co
   need_apt+=(erlang-dev)
 fi
 
-if $browser; then
+if $tests; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  [ -x /usr/bin/prometheus ] || need_apt+=(prometheus)
   command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
   command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 fi
@@ -40,7 +42,7 @@ if [ "$otp" -lt 25 ]; then
   exit 1
 fi
 
-if $browser; then
+if $tests; then
   ui_browser="$(dirname "$0")/../crates/elixirscope-ui/browser"
   if [ ! -d "$ui_browser/node_modules/playwright-core" ]; then
     echo "installing the UI tests' npm packages in $ui_browser" >&2

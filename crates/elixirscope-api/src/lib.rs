@@ -147,6 +147,7 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(|e| ServeError(e.to_string()))?;
+    elixirscope_metrics::enable();
     let state = Arc::new(routes::AppState {
         home: cfg.home.clone(),
         captures: captures::Captures::default(),

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /api/health` | none |
 //! | `GET /api/sessions`, `/api/sessions/{name}`, `/events`, `/state` | viewer |
+//! | `GET /metrics` (OpenMetrics, for Prometheus) | viewer |
 //! | `GET /api/captures`, `DELETE /api/captures/{id}` | operator |
 //! | `POST /api/captures` (lifecycle, messages, calls without values) | operator |
 //! | `POST /api/captures` with call values, state or redaction off | admin |
@@ -150,7 +151,15 @@ pub fn router(state: Shared) -> Router {
         .route("/api/sessions/{name}/state", get(state_at))
         .route("/api/captures", get(list_captures).post(start_capture))
         .route("/api/captures/{id}", delete(stop_capture))
+        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// The collector's metrics (OpenMetrics), for a viewer token (Prometheus
+/// sends it with `authorization: {credentials: TOKEN}` in its scrape config).
+async fn metrics(caller: Caller) -> Result<Response, ApiError> {
+    caller.require(Role::Viewer, "reading metrics")?;
+    Ok(elixirscope_metrics::serve::handler().await.into_response())
 }
 
 async fn blocking<T: Send + 'static>(

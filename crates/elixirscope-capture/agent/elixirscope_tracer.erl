@@ -555,7 +555,8 @@ status(Now0, S) ->
                node_memory => NodeMem, run_queue => RunQueue,
                waiting_bytes => S#st.pending_bytes + maps:get(waiting_bytes, Nif, 0),
                bytes_sent => S#st.bytes_sent,
-               tripped => S#st.tripped, redactions => redactions(S)},
+               tripped => S#st.tripped, redactions => redactions(S),
+               node => elixirscope_node_stats:sample()},
     _ = send_frame(term_to_binary({es_status, Status}), S),
     S#st{status_at = Now}.
 

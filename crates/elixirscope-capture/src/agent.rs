@@ -27,6 +27,7 @@ pub const MODULES: &[(&str, &str)] = agent_modules![
     "elixirscope_redact",
     "elixirscope_link",
     "elixirscope_snapshot",
+    "elixirscope_node_stats",
     "elixirscope_nif_tracer",
     "elixirscope_tracer",
     "elixirscope_agent",

@@ -13,6 +13,12 @@ pub struct CaptureOpts {
     /// Name of the session to create [default: derived from the target and time]
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,
+    /// Serve the collector's metrics for Prometheus (OpenMetrics) at http://ADDR/metrics while recording
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Functions per session with their own latency series in the metrics (the rest share one)
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub metrics_functions: usize,
     /// Record calls matching PATTERN with arguments, results and durations
     /// (MyApp.Repo.insert/2, MyApp.Repo._/_, lists:reverse/1); repeatable
     #[arg(long = "trace", value_name = "PATTERN")]

@@ -10,6 +10,7 @@ use elixirscope_recorder::{Actor, Observer, Progress, Request, Target, TlsChoice
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -82,9 +83,21 @@ fn request(opts: &CaptureOpts, target: Target) -> Result<Request, Failure> {
     })
 }
 
-fn go(home: &Path, req: &Request) -> Result<elixirscope_recorder::Outcome, Failure> {
+fn go(
+    home: &Path,
+    req: &Request,
+    opts: &CaptureOpts,
+) -> Result<elixirscope_recorder::Outcome, Failure> {
     let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
-    let outcome = elixirscope_recorder::record(home, req, &INTERRUPTED, &Terminal)?;
+    let metrics_stop = Arc::new(AtomicBool::new(false));
+    if let Some(addr) = opts.metrics_listen {
+        elixirscope_metrics::set_function_limit(opts.metrics_functions);
+        let bound = elixirscope_metrics::serve::spawn(addr, metrics_stop.clone())?;
+        eprintln!("metrics for Prometheus on http://{bound}/metrics");
+    }
+    let outcome = elixirscope_recorder::record(home, req, &INTERRUPTED, &Terminal);
+    metrics_stop.store(true, Ordering::SeqCst);
+    let outcome = outcome?;
     summary::print_after_recording(&outcome.dir)?;
     Ok(outcome)
 }
@@ -101,14 +114,14 @@ pub fn record(
         name: node.to_owned(),
         cookie: cookie::resolve(cookie_flag)?,
     };
-    go(home, &req)?;
+    go(home, &req, opts)?;
     Ok(0)
 }
 
 /// `elixirscope run -- COMMAND...`.
 pub fn run(home: &Path, opts: &CaptureOpts, command: &[String]) -> Result<u8, Failure> {
     let req = request(opts, Target::Command(command.to_vec()))?;
-    let outcome = go(home, &req)?;
+    let outcome = go(home, &req, opts)?;
     let code = outcome.exit_code.unwrap_or(0);
     if code != 0 {
         eprintln!("the program exited with status {code}");

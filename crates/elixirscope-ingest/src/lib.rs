@@ -6,11 +6,13 @@
 //! ([`matcher`]), pairs calls with returns on per-process call stacks, derives
 //! behaviour state changes ([`behaviour`]), appends everything to the session and
 //! flushes it before the batch is acknowledged. It also keeps `session.json`
-//! current: nodes, trips, drops and counts.
+//! current (nodes, trips, drops and counts) and the collector's metrics
+//! ([`publish`]).
 
 pub mod behaviour;
 mod hash;
 pub mod matcher;
+mod publish;
 mod translate;
 
 use elixirscope_store::session::{write_meta, NodeMeta, SessionMeta, SessionStatus, Trip};
@@ -37,12 +39,15 @@ pub struct Ingestor {
     last_meta: Instant,
     finished_nodes: Vec<String>,
     statuses: HashMap<String, Term>,
+    /// Events per kind already added to the collector's metrics.
+    published: [u64; 32],
 }
 
 impl Ingestor {
     /// An ingestor writing into the session at `dir` described by `meta`.
     pub fn new(dir: PathBuf, meta: SessionMeta, mut writer: SessionWriter) -> Ingestor {
         writer.set_max_bytes(meta_session_cap(&meta));
+        publish::started(&meta);
         Ingestor {
             dir,
             meta,
@@ -52,6 +57,7 @@ impl Ingestor {
             last_meta: Instant::now(),
             finished_nodes: Vec::new(),
             statuses: HashMap::new(),
+            published: [0; 32],
         }
     }
 
@@ -97,6 +103,8 @@ impl Ingestor {
         self.meta.ended_ns = Some(ended_ns.max(self.state.last_ts));
         self.meta.recorder_pid = None;
         self.update_meta_counts();
+        publish::events(&self.meta.name, &self.writer, &mut self.published);
+        publish::finished(&self.meta.name);
         write_meta(&self.dir, &self.meta)
     }
 
@@ -140,6 +148,7 @@ impl Ingestor {
             let delta = dropped_total - ctx.dropped_total;
             ctx.dropped_total = dropped_total;
             self.meta.dropped += delta;
+            publish::dropped(&self.meta.name, node, delta);
             translate::dropped(&mut self.writer, &mut self.state, ctx, first_ts, delta)?;
         }
         let mut trips = Vec::new();
@@ -170,7 +179,12 @@ impl Ingestor {
         }
         let force = !trips.is_empty();
         for t in trips {
+            publish::trip(&self.meta.name, &t.reason);
             self.meta.trips.push(t);
+        }
+        publish::events(&self.meta.name, &self.writer, &mut self.published);
+        if !self.state.returns.is_empty() {
+            publish::returns(&self.meta.name, &self.writer, &mut self.state.returns);
         }
         self.maybe_write_meta(force);
         Ok(())
@@ -227,6 +241,7 @@ impl Sink for Ingestor {
                 time_offset_ns: offset,
             });
         }
+        publish::node_joined(&self.meta.name, &hello.node);
         self.nodes.insert(hello.node.clone(), ctx);
         self.maybe_write_meta(true);
         Ok(())
@@ -256,6 +271,7 @@ impl Sink for Ingestor {
                 let delta = dropped - ctx.dropped_total;
                 ctx.dropped_total = dropped;
                 self.meta.dropped += delta;
+                publish::dropped(&self.meta.name, node, delta);
                 let _ = translate::dropped(&mut self.writer, &mut self.state, ctx, None, delta);
             }
             let ctx = ctx.clone();
@@ -276,6 +292,7 @@ impl Sink for Ingestor {
                         &text(reason),
                         &text(detail),
                     ) {
+                        publish::trip(&self.meta.name, &t.reason);
                         self.meta.trips.push(t);
                     }
                 }
@@ -289,6 +306,7 @@ impl Sink for Ingestor {
 
     fn status(&mut self, node: &str, status: &Term) {
         self.note_redactions(status);
+        publish::status(node, status);
         self.statuses.insert(node.to_owned(), status.clone());
     }
 

@@ -66,6 +66,9 @@ pub struct State {
     pid_cache: HashMap<(DictId, u32, u32, u32), DictId>,
     mfa_cache: HashMap<(u64, u8), DictId>,
     pub last_ts: i64,
+    /// `(mfa, duration ns, return event)` of calls that returned, kept only
+    /// while the collector's metrics are served; drained after each batch.
+    pub returns: Vec<(DictId, u64, EventId)>,
 }
 
 /// Most elements an event tuple has (`{trace_ts, Pid, send, Msg, To, Ts}`).
@@ -591,7 +594,10 @@ fn ret<'a>(
         e.link = Some(fr.call);
         e.aux = e.ts.saturating_sub(fr.ts).max(0) as u64;
     }
-    w.append(&e)?;
+    let id_of_return = w.append(&e)?;
+    if frame.is_some() && elixirscope_metrics::enabled() {
+        st.returns.push((e.mfa, e.aux, id_of_return));
+    }
     let (Some(fr), Some(v), false) = (frame, value, exception) else {
         return Ok(());
     };

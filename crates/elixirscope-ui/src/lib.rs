@@ -54,6 +54,7 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(|e| UiError(e.to_string()))?;
+    elixirscope_metrics::enable();
     let app = routes::router(Arc::new(cache::Sessions::new(cfg.home.clone())));
     runtime.block_on(async move {
         let tcp = tokio::net::TcpListener::bind(cfg.listen)

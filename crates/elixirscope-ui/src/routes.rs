@@ -14,6 +14,7 @@
 //! | `GET /api/sessions/{s}/sequence?pids&from&to` | messages between processes |
 //! | `GET /api/sessions/{s}/flame?pid&from&to` | call tree of a process or the session |
 //! | `GET /api/sessions/{s}/live` | server-sent events while the session grows |
+//! | `GET /metrics` | the collector's metrics (OpenMetrics, for Prometheus) |
 //!
 //! Moments (`at`, `from`, `to`) are written as on the command line: `+1.5s`,
 //! an event id, an RFC 3339 time, `start` or `end`. Errors are
@@ -101,6 +102,7 @@ pub fn router(sessions: Shared) -> Router {
         .route("/api/sessions/{s}/sequence", get(sequence))
         .route("/api/sessions/{s}/flame", get(flame))
         .route("/api/sessions/{s}/live", get(live))
+        .route("/metrics", get(elixirscope_metrics::serve::handler))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such page or API route".into()) })
         .layer(middleware::from_fn(loopback_host_only))
         .with_state(sessions)

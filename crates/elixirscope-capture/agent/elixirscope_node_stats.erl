@@ -1,0 +1,35 @@
+%% Node metrics for the collector's /metrics, sampled with the tracer's status
+%% (once a second): memory by type, the process count, and the longest
+%% message queue. The queue scan visits every process, so it runs at most every
+%% 5 s and only on nodes with at most 50,000 processes. Never raises.
+-module(elixirscope_node_stats).
+
+-export([sample/0]).
+
+sample() ->
+    try
+        Count = erlang:system_info(process_count),
+        Base = #{memory => maps:from_list(erlang:memory()), processes => Count},
+        case message_queue_max(Count) of
+            undefined -> Base;
+            Max -> Base#{message_queue_max => Max}
+        end
+    catch _:_ -> #{}
+    end.
+
+message_queue_max(Count) when Count > 50000 -> undefined;
+message_queue_max(_Count) ->
+    Now = erlang:monotonic_time(millisecond),
+    case get(elixirscope_mq_scan) of
+        {At, Max} when Now - At < 5000 -> Max;
+        _ ->
+            Max = lists:foldl(
+                    fun(P, Acc) ->
+                            case erlang:process_info(P, message_queue_len) of
+                                {message_queue_len, N} when N > Acc -> N;
+                                _ -> Acc
+                            end
+                    end, 0, erlang:processes()),
+            put(elixirscope_mq_scan, {Now, Max}),
+            Max
+    end.
