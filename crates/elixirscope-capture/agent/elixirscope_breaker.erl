@@ -12,7 +12,7 @@
 %%   was off, it is turned on for the capture and off again by restore/1.
 -module(elixirscope_breaker).
 
--export([new/1, check/1, sample/0, restore/1]).
+-export([new/1, check/1, sample/0, restore/1, utilisation/2]).
 
 -record(br, {max_run_queue = infinity, max_growth = infinity, base_memory = 0,
              strikes = 0, max_use = infinity, wall = undefined, wall_ticks = 0,

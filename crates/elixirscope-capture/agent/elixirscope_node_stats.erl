@@ -1,7 +1,10 @@
 %% Node metrics for the collector's /metrics, sampled with the tracer's status
-%% (once a second): memory by type, the process count, and the longest
-%% message queue. The queue scan visits every process, so it runs at most every
-%% 5 s and only on nodes with at most 50,000 processes. Never raises.
+%% (once a second): memory by type, the process count, the longest message
+%% queue, and normal-scheduler utilisation. The queue scan visits every
+%% process, so it runs at most every 5 s and only on nodes with at most 50,000
+%% processes. Utilisation needs the scheduler_wall_time flag: it is reported
+%% when the flag is on (as --max-scheduler-use turns it on for the capture),
+%% never turned on just for this. Never raises.
 -module(elixirscope_node_stats).
 
 -export([sample/0]).
@@ -10,9 +13,13 @@ sample() ->
     try
         Count = erlang:system_info(process_count),
         Base = #{memory => maps:from_list(erlang:memory()), processes => Count},
-        case message_queue_max(Count) of
-            undefined -> Base;
-            Max -> Base#{message_queue_max => Max}
+        WithQueue = case message_queue_max(Count) of
+                        undefined -> Base;
+                        Max -> Base#{message_queue_max => Max}
+                    end,
+        case scheduler_utilisation() of
+            Use when is_float(Use) -> WithQueue#{scheduler_utilisation => Use};
+            _ -> WithQueue
         end
     catch _:_ -> #{}
     end.
@@ -32,4 +39,15 @@ message_queue_max(_Count) ->
                     end, 0, erlang:processes()),
             put(elixirscope_mq_scan, {Now, Max}),
             Max
+    end.
+
+%% Since the previous sample, when the scheduler_wall_time flag is on.
+scheduler_utilisation() ->
+    case erlang:statistics(scheduler_wall_time) of
+        Now when is_list(Now) ->
+            Prev = put(elixirscope_wall, Now),
+            elixirscope_breaker:utilisation(Prev, Now);
+        _ ->
+            erase(elixirscope_wall),
+            undefined
     end.

@@ -19,6 +19,18 @@ pub struct CaptureOpts {
     /// Functions per session with their own latency series in the metrics (the rest share one)
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub metrics_functions: usize,
+    /// Stream spans to this OTLP endpoint while recording (see `elixirscope export otlp --help`)
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// `grpc`, or `http` for HTTP/protobuf, for --otlp-endpoint
+    #[arg(long, default_value = "grpc", value_name = "PROTOCOL")]
+    pub otlp_protocol: String,
+    /// Stream spans to a vendor while recording: datadog, newrelic, honeycomb, grafana-cloud (keys from environment variables)
+    #[arg(long, value_name = "NAME", conflicts_with = "otlp_endpoint")]
+    pub otlp_preset: Option<String>,
+    /// Extra header NAME=VALUE (or NAME=env:VAR) for the OTLP stream; repeatable
+    #[arg(long = "otlp-header", value_name = "NAME=VALUE")]
+    pub otlp_headers: Vec<String>,
     /// Record calls matching PATTERN with arguments, results and durations
     /// (MyApp.Repo.insert/2, MyApp.Repo._/_, lists:reverse/1); repeatable
     #[arg(long = "trace", value_name = "PATTERN")]

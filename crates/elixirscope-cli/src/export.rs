@@ -62,6 +62,37 @@ fn header(text: &str) -> Result<(String, String), Failure> {
     Ok((name.trim().to_ascii_lowercase(), value))
 }
 
+/// The endpoint from `--endpoint`/`--protocol` or `--preset`, with `--header`s;
+/// and whether metrics must go as deltas.
+pub fn endpoint(
+    url: Option<&str>,
+    protocol: &str,
+    preset: Option<&str>,
+    headers: &[String],
+) -> Result<(Endpoint, bool), Failure> {
+    let mut extra = headers
+        .iter()
+        .map(|h| header(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut endpoint, delta_metrics) = match preset {
+        Some(name) => {
+            let p = presets::resolve(name, |v| std::env::var(v).ok())?;
+            (p.endpoint, p.delta_metrics)
+        }
+        None => {
+            let protocol = Protocol::parse(protocol).ok_or_else(|| {
+                Failure::from(format!("unknown --protocol '{protocol}': use grpc or http"))
+            })?;
+            (
+                Endpoint::new(url.unwrap_or_default(), protocol, Vec::new()),
+                false,
+            )
+        }
+    };
+    endpoint.headers.append(&mut extra);
+    Ok((endpoint, delta_metrics))
+}
+
 pub fn otlp(home: &Path, a: &OtlpArgs) -> Result<u8, Failure> {
     let s = Session::open(home, &a.session)?;
     elixirscope_store::audit::record(
@@ -70,28 +101,12 @@ pub fn otlp(home: &Path, a: &OtlpArgs) -> Result<u8, Failure> {
         s.name(),
         serde_json::json!({ "to": "otlp", "endpoint": a.endpoint, "preset": a.preset }),
     )?;
-    let mut extra = a
-        .headers
-        .iter()
-        .map(|h| header(h))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (mut endpoint, delta_metrics) = match &a.preset {
-        Some(name) => {
-            let p = presets::resolve(name, |v| std::env::var(v).ok())?;
-            (p.endpoint, p.delta_metrics)
-        }
-        None => {
-            let protocol = Protocol::parse(&a.protocol).ok_or_else(|| {
-                Failure::from(format!(
-                    "unknown --protocol '{}': use grpc or http",
-                    a.protocol
-                ))
-            })?;
-            let url = a.endpoint.as_deref().unwrap_or_default();
-            (Endpoint::new(url, protocol, Vec::new()), false)
-        }
-    };
-    endpoint.headers.append(&mut extra);
+    let (endpoint, delta_metrics) = endpoint(
+        a.endpoint.as_deref(),
+        &a.protocol,
+        a.preset.as_deref(),
+        &a.headers,
+    )?;
     let mut filter = SpanFilter::default();
     if let Some(t) = &a.from {
         filter.from = Some(s.parse_time(t)?);

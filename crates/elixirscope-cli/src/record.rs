@@ -6,20 +6,34 @@ use crate::summary;
 use crate::Failure;
 use elixirscope_capture::agent::CleanReport;
 use elixirscope_capture::cookie;
+use elixirscope_export::otlp::client::Endpoint;
+use elixirscope_export::otlp::export::ExportOptions;
+use elixirscope_export::otlp::live::LiveExport;
 use elixirscope_recorder::{Actor, Observer, Progress, Request, Target, TlsChoice};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Prints what happens while recording to stderr.
-struct Terminal;
+/// Prints what happens while recording to stderr, and starts the OTLP
+/// stream, when asked for, as soon as the session exists.
+struct Terminal {
+    home: std::path::PathBuf,
+    otlp: Option<(Endpoint, ExportOptions)>,
+    stream: Mutex<Option<LiveExport>>,
+}
 
 impl Observer for Terminal {
     fn started(&self, session: &str, target: &str) {
         eprintln!("recording `{target}` into session {session} (Ctrl-C to stop)");
+        if let Some((endpoint, opts)) = &self.otlp {
+            eprintln!("streaming spans to {}", endpoint.url);
+            let dir = elixirscope_store::session::sessions_dir(&self.home).join(session);
+            let live = LiveExport::start(dir, endpoint.clone(), opts.clone());
+            *self.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(live);
+        }
     }
 
     fn progress(&self, p: &Progress) {
@@ -95,8 +109,44 @@ fn go(
         let bound = elixirscope_metrics::serve::spawn(addr, metrics_stop.clone())?;
         eprintln!("metrics for Prometheus on http://{bound}/metrics");
     }
-    let outcome = elixirscope_recorder::record(home, req, &INTERRUPTED, &Terminal);
+    let otlp = match (&opts.otlp_endpoint, &opts.otlp_preset) {
+        (None, None) => None,
+        (url, preset) => {
+            let (endpoint, delta_metrics) = crate::export::endpoint(
+                url.as_deref(),
+                &opts.otlp_protocol,
+                preset.as_deref(),
+                &opts.otlp_headers,
+            )?;
+            let options = ExportOptions {
+                metrics: true,
+                delta_metrics,
+                ..Default::default()
+            };
+            Some((endpoint, options))
+        }
+    };
+    let terminal = Terminal {
+        home: home.to_owned(),
+        otlp,
+        stream: Mutex::new(None),
+    };
+    let outcome = elixirscope_recorder::record(home, req, &INTERRUPTED, &terminal);
     metrics_stop.store(true, Ordering::SeqCst);
+    let stream = terminal
+        .stream
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(live) = stream {
+        match live.finish() {
+            Ok(s) => eprintln!(
+                "streamed {} spans in {} batches and {} metrics to {} ({} retries, {} spans dropped)",
+                s.spans, s.batches, s.metrics, s.endpoint, s.retries, s.dropped_spans
+            ),
+            Err(e) => eprintln!("warning: the OTLP stream failed: {e}"),
+        }
+    }
     let outcome = outcome?;
     summary::print_after_recording(&outcome.dir)?;
     Ok(outcome)

@@ -418,3 +418,87 @@ fn exports_hold_no_planted_secret_and_bad_endpoints_fail_in_one_line() {
         assert_eq!(err.lines().count(), 1, "{a:?}: {err}");
     }
 }
+
+#[test]
+fn record_streams_spans_live_and_they_match_a_later_export() {
+    require_beam();
+    let home = Home::new();
+    let node = BeamNode::elixir(
+        "otlplive",
+        &[fixture("test_app.ex")],
+        "TestApp.start(); Process.sleep(:infinity)",
+    );
+    let r = start_receivers();
+    let mut rec = home
+        .cmd(&[
+            "record",
+            &node.name,
+            "--cookie",
+            &node.cookie,
+            "--session",
+            "live",
+            "--state",
+            "TestApp.Counter",
+            "--trace",
+            "TestApp.Math._/_",
+            "--otlp-endpoint",
+            &r.grpc,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut rec);
+    while !lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("recording starts")
+        .starts_with("recording ")
+    {}
+    node.call_elixir("TestApp.increments(3)");
+    // The spans arrive while the capture still runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let handled = || {
+        spans(&r.grpc_got)
+            .iter()
+            .filter(|s| s.name == "TestApp.Counter.handle_call/3")
+            .count()
+    };
+    while handled() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no live spans: {}",
+            spans(&r.grpc_got).len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    node.call_elixir("TestApp.calls()");
+    std::process::Command::new("kill")
+        .args(["-INT", &rec.id().to_string()])
+        .status()
+        .unwrap();
+    rec.wait().unwrap();
+    let said: Vec<String> = lines.try_iter().collect();
+    assert!(said.iter().any(|l| l.starts_with("streamed ")), "{said:?}");
+    let live = spans(&r.grpc_got);
+    assert_eq!(
+        r.grpc_got.metrics.lock().unwrap().len(),
+        1,
+        "metrics at the end"
+    );
+
+    // The stored session exported afterwards gives the same spans.
+    export(
+        &home,
+        &["live", "--protocol", "http", "--endpoint", &r.http],
+    );
+    let later = spans(&r.http_got);
+    let key = |v: &[Span]| {
+        let mut k: Vec<(String, Vec<u8>, Vec<u8>)> = v
+            .iter()
+            .map(|s| (s.name.clone(), s.span_id.clone(), s.parent_span_id.clone()))
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(key(&live), key(&later));
+}

@@ -234,6 +234,9 @@ fn prometheus_scrapes_a_capture_and_its_counts_match_the_session() {
             "TestApp.Math._/_",
             "--metrics-listen",
             &listen,
+            // A limit that never trips, so the node measures scheduler use.
+            "--max-scheduler-use",
+            "100%",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -263,6 +266,7 @@ fn prometheus_scrapes_a_capture_and_its_counts_match_the_session() {
         3.0,
     );
     let processes = prom.query(r#"elixirscope_node_processes"#);
+    let utilisation = prom.query(r#"elixirscope_node_scheduler_utilisation"#);
     let memory = prom.query(r#"elixirscope_node_memory_bytes{kind="total"}"#);
     let recording = prom.query(r#"elixirscope_session_recording{session="prom"}"#);
     let budget = prom.query(r#"elixirscope_session_budget{session="prom",budget="max_events"}"#);
@@ -289,6 +293,10 @@ fn prometheus_scrapes_a_capture_and_its_counts_match_the_session() {
         "sends {sends:?}, session {stored_sends}"
     );
     assert!(processes.is_some_and(|n| n > 10.0), "{processes:?}");
+    assert!(
+        utilisation.is_some_and(|u| (0.0..=1.0).contains(&u)),
+        "{utilisation:?}"
+    );
     assert!(memory.is_some_and(|m| m > 1e6), "{memory:?}");
     assert_eq!(recording, Some(1.0));
     assert!(budget.is_some_and(|b| b > 0.0), "{budget:?}");

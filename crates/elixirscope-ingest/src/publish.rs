@@ -154,6 +154,9 @@ pub fn status(node: &str, status: &Term) {
     if let Some(n) = int(stats.map_get(&Term::atom("message_queue_max"))) {
         m.node_message_queue_max.get_or_create(&label).set(n);
     }
+    if let Some(Term::Float(u)) = stats.map_get(&Term::atom("scheduler_utilisation")) {
+        m.node_scheduler_utilisation.get_or_create(&label).set(*u);
+    }
     if let Some(Term::Map(kinds)) = stats.map_get(&Term::atom("memory")) {
         for (kind, bytes) in kinds {
             if let (Some(kind), Some(bytes)) = (kind.as_atom(), bytes.as_i64()) {

@@ -2,7 +2,7 @@
 //! dropped, trips by reason, each session's budgets and use, the latency of
 //! traced calls per function (with exemplars naming the session event), and
 //! the node metrics the agent samples (memory by type, processes, run queue,
-//! the longest message queue).
+//! the longest message queue, scheduler utilisation when measured).
 //!
 //! One process-wide registry ([`metrics`]) is updated by ingest and rendered
 //! as OpenMetrics text ([`render`]) by whatever serves `/metrics`: `serve`,
@@ -97,6 +97,7 @@ pub struct Metrics {
     pub node_processes: Family<NodeLabel, Gauge>,
     pub node_run_queue: Family<NodeLabel, Gauge>,
     pub node_message_queue_max: Family<NodeLabel, Gauge>,
+    pub node_scheduler_utilisation: Family<NodeLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     functions: Mutex<HashMap<String, HashSet<(String, String)>>>,
     function_limit: AtomicUsize,
 }
@@ -121,6 +122,7 @@ impl Metrics {
             node_processes: Family::default(),
             node_run_queue: Family::default(),
             node_message_queue_max: Family::default(),
+            node_scheduler_utilisation: Family::default(),
             functions: Mutex::new(HashMap::new()),
             function_limit: AtomicUsize::new(DEFAULT_FUNCTION_LIMIT),
             registry: Registry::default(),
@@ -179,6 +181,11 @@ impl Metrics {
             "node_message_queue_max",
             "The longest message queue on the node, sampled by the agent",
             m.node_message_queue_max.clone(),
+        );
+        registry.register(
+            "node_scheduler_utilisation",
+            "Share of wall time the normal schedulers worked (0-1), when the node's scheduler_wall_time flag is on",
+            m.node_scheduler_utilisation.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -6,7 +6,7 @@
 
 use super::client::{Endpoint, ExportError, Exporter};
 use super::metrics::session_metrics;
-use super::spans::{kv_str, SpanBuilder, SpanFilter};
+use super::spans::{kv_str, SpanBuilder, SpanFilter, SpanState};
 use elixirscope_query::Session;
 use elixirscope_store::DictId;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -48,7 +48,7 @@ pub struct ExportSummary {
     pub metrics: usize,
 }
 
-fn instrumentation_scope() -> InstrumentationScope {
+pub fn instrumentation_scope() -> InstrumentationScope {
     InstrumentationScope {
         name: "elixirscope".into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -124,7 +124,8 @@ pub fn export_session(
         let reader = scope.spawn(move || {
             let mut pending: FxHashMap<DictId, Vec<Span>> = FxHashMap::default();
             let mut open = true;
-            SpanBuilder::new(s, |node, span| {
+            let mut state = SpanState::default();
+            SpanBuilder::new(s, &mut state, |node, span| {
                 let batch = pending.entry(node).or_default();
                 batch.push(span);
                 if batch.len() >= BATCH_SPANS && open {

@@ -82,36 +82,65 @@ struct Open {
     span: Span,
 }
 
-/// Builds spans from a session; finished spans go to `emit` with their node.
-pub struct SpanBuilder<'s, F: FnMut(DictId, Span)> {
-    s: &'s Session,
-    emit: F,
-    session_hash: u64,
+/// What building spans remembers between reads of a growing session: the
+/// calls still open, the `GenServer.call`s waiting to be served, and where to
+/// go on reading.
+#[derive(Default)]
+pub struct SpanState {
     stacks: FxHashMap<DictId, Vec<Open>>,
     /// Send of a `$gen_call` → the client span's (trace, span id).
     client_of_send: FxHashMap<EventId, (Vec<u8>, Vec<u8>)>,
     /// The server's receive of that message → the same.
     client_of_receive: FxHashMap<EventId, (Vec<u8>, Vec<u8>)>,
+    /// Spans emitted so far.
     pub spans: u64,
+    /// The next event to read.
+    pub next_event: EventId,
 }
 
-impl<'s, F: FnMut(DictId, Span)> SpanBuilder<'s, F> {
-    pub fn new(s: &'s Session, emit: F) -> Self {
+/// Builds spans from a session; finished spans go to `emit` with their node.
+pub struct SpanBuilder<'s, 'st, F: FnMut(DictId, Span)> {
+    s: &'s Session,
+    st: &'st mut SpanState,
+    emit: F,
+    session_hash: u64,
+}
+
+impl<'s, 'st, F: FnMut(DictId, Span)> SpanBuilder<'s, 'st, F> {
+    pub fn new(s: &'s Session, st: &'st mut SpanState, emit: F) -> Self {
         SpanBuilder {
             s,
+            st,
             emit,
             session_hash: fnv(s.name().as_bytes()),
-            stacks: FxHashMap::default(),
-            client_of_send: FxHashMap::default(),
-            client_of_receive: FxHashMap::default(),
-            spans: 0,
         }
     }
 
-    /// Reads the events `f` selects and emits every span; returns how many.
+    /// Reads the events `f` selects and emits every span, the calls still
+    /// running at the end included; returns how many.
     pub fn run(mut self, f: &SpanFilter) -> u64 {
+        self.feed(f);
+        let end = match f.to {
+            Some(c) if c.ts != i64::MAX => c.ts,
+            _ => self.s.end_ns(),
+        };
+        self.close_open(end);
+        self.st.spans
+    }
+
+    /// Reads the events `f` selects from where the last read stopped, and
+    /// emits the spans that ended.
+    pub fn feed(&mut self, f: &SpanFilter) {
+        let from = if self.st.next_event > 0 {
+            Some(Cursor {
+                ts: i64::MIN,
+                id: Some(self.st.next_event),
+            })
+        } else {
+            f.from
+        };
         let filter = EventFilter {
-            from: f.from,
+            from,
             to: f.to,
             pids: f.pids.clone(),
             kinds: vec![
@@ -126,17 +155,22 @@ impl<'s, F: FnMut(DictId, Span)> SpanBuilder<'s, F> {
             ..Default::default()
         };
         let s = self.s;
+        let mut last = None;
         s.scan_filtered(&filter, |e| {
             self.event(e);
+            last = Some(e.id);
             true
         });
-        let end = match f.to {
-            Some(c) if c.ts != i64::MAX => c.ts,
-            _ => s.end_ns(),
-        };
-        let pids: Vec<DictId> = self.stacks.keys().copied().collect();
+        // Every event up to the session's end has been seen, matched or not.
+        let total = s.reader().total_events();
+        self.st.next_event = self.st.next_event.max(total).max(last.map_or(0, |l| l + 1));
+    }
+
+    /// Ends every span still open at `end`, marked incomplete.
+    pub fn close_open(&mut self, end: i64) {
+        let pids: Vec<DictId> = self.st.stacks.keys().copied().collect();
         for pid in pids {
-            while let Some(open) = self.stacks.get_mut(&pid).and_then(|st| st.pop()) {
+            while let Some(open) = self.st.stacks.get_mut(&pid).and_then(|st| st.pop()) {
                 let mut span = open.span;
                 span.attributes.push(kv(
                     "elixirscope.incomplete",
@@ -145,7 +179,6 @@ impl<'s, F: FnMut(DictId, Span)> SpanBuilder<'s, F> {
                 self.finish(pid, span, end);
             }
         }
-        self.spans
     }
 
     fn node_of(&self, pid: DictId) -> DictId {
@@ -154,7 +187,7 @@ impl<'s, F: FnMut(DictId, Span)> SpanBuilder<'s, F> {
 
     fn finish(&mut self, pid: DictId, mut span: Span, end: i64) {
         span.end_time_unix_nano = end.max(span.start_time_unix_nano as i64) as u64;
-        self.spans += 1;
+        self.st.spans += 1;
         let node = self.node_of(pid);
         (self.emit)(node, span);
     }
@@ -176,7 +209,7 @@ impl<'s, F: FnMut(DictId, Span)> SpanBuilder<'s, F> {
     /// Trace and parent of a new span in `pid`: the open span there, else the
     /// client span it serves, else a new trace rooted at `event`.
     fn context(&self, pid: DictId, event: EventId) -> (Vec<u8>, Vec<u8>) {
-        if let Some(top) = self.stacks.get(&pid).and_then(|st| st.last()) {
+        if let Some(top) = self.st.stacks.get(&pid).and_then(|st| st.last()) {
             return (top.span.trace_id.clone(), top.span.span_id.clone());
         }
         let mut trace = self.session_hash.to_be_bytes().to_vec();
@@ -197,8 +230,8 @@ impl<'s, F: FnMut(DictId, Span)> SpanBuilder<'s, F> {
 
     fn call(&mut self, e: &Event<'_>) {
         let s = self.s;
-        let served = e.link.and_then(|r| self.client_of_receive.remove(&r));
-        let on_stack = self.stacks.get(&e.pid).is_some_and(|st| !st.is_empty());
+        let served = e.link.and_then(|r| self.st.client_of_receive.remove(&r));
+        let on_stack = self.st.stacks.get(&e.pid).is_some_and(|st| !st.is_empty());
         let (trace, parent, kind) = match served {
             Some((trace, client)) if !on_stack => (trace, client, SpanKind::Server),
             _ => {
@@ -236,7 +269,7 @@ impl<'s, F: FnMut(DictId, Span)> SpanBuilder<'s, F> {
             attributes,
             ..Default::default()
         };
-        self.stacks.entry(e.pid).or_default().push(Open {
+        self.st.stacks.entry(e.pid).or_default().push(Open {
             frame: Frame::Call(e.id),
             span,
         });
@@ -244,7 +277,7 @@ impl<'s, F: FnMut(DictId, Span)> SpanBuilder<'s, F> {
 
     fn ret(&mut self, e: &Event<'_>) {
         let Some(call) = e.link else { return };
-        let Some(stack) = self.stacks.get_mut(&e.pid) else {
+        let Some(stack) = self.st.stacks.get_mut(&e.pid) else {
             return;
         };
         let Some(pos) = stack
@@ -327,20 +360,21 @@ impl<'s, F: FnMut(DictId, Span)> SpanBuilder<'s, F> {
             attributes,
             ..Default::default()
         };
-        self.client_of_send
+        self.st
+            .client_of_send
             .insert(e.id, (trace, span.span_id.clone()));
-        self.stacks.entry(e.pid).or_default().push(Open {
+        self.st.stacks.entry(e.pid).or_default().push(Open {
             frame: Frame::Client(tag),
             span,
         });
     }
 
     fn receive(&mut self, e: &Event<'_>) {
-        if let Some(ctx) = e.link.and_then(|s| self.client_of_send.remove(&s)) {
-            self.client_of_receive.insert(e.id, ctx);
+        if let Some(ctx) = e.link.and_then(|s| self.st.client_of_send.remove(&s)) {
+            self.st.client_of_receive.insert(e.id, ctx);
         }
         // A reply `{Tag, Reply}` ends the client span waiting for that tag.
-        let Some(stack) = self.stacks.get_mut(&e.pid) else {
+        let Some(stack) = self.st.stacks.get_mut(&e.pid) else {
             return;
         };
         if !stack.iter().any(|o| matches!(o.frame, Frame::Client(_))) {
@@ -368,7 +402,7 @@ impl<'s, F: FnMut(DictId, Span)> SpanBuilder<'s, F> {
             .term
             .and_then(|t| s.term(t))
             .is_some_and(|r| !elixirscope_query::overview::is_normal_exit(&r));
-        let mut open: Vec<Open> = self.stacks.remove(&e.pid).unwrap_or_default();
+        let mut open: Vec<Open> = self.st.stacks.remove(&e.pid).unwrap_or_default();
         if abnormal {
             let reason = clip(e.term.map(|t| s.inspect_bytes(t)).unwrap_or_default());
             let event = SpanEvent {
