@@ -131,10 +131,11 @@ pub fn otlp(home: &Path, a: &OtlpArgs) -> Result<u8, Failure> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!(
-            "exported {} spans in {} batches and {} metrics from {} to {} ({} retries, {} spans dropped)",
+            "exported {} spans in {} batches, {} metrics and {} log records from {} to {} ({} retries, {} spans dropped)",
             summary.spans,
             summary.batches,
             summary.metrics,
+            summary.logs,
             summary.session,
             summary.endpoint,
             summary.retries,

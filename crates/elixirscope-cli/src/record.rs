@@ -141,8 +141,8 @@ fn go(
     if let Some(live) = stream {
         match live.finish() {
             Ok(s) => eprintln!(
-                "streamed {} spans in {} batches and {} metrics to {} ({} retries, {} spans dropped)",
-                s.spans, s.batches, s.metrics, s.endpoint, s.retries, s.dropped_spans
+                "streamed {} spans in {} batches, {} metrics and {} log records to {} ({} retries, {} spans dropped)",
+                s.spans, s.batches, s.metrics, s.logs, s.endpoint, s.retries, s.dropped_spans
             ),
             Err(e) => eprintln!("warning: the OTLP stream failed: {e}"),
         }

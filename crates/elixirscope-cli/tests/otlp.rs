@@ -7,6 +7,12 @@
 mod common;
 
 use common::*;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -33,6 +39,7 @@ use std::time::Duration;
 struct Received {
     traces: Mutex<Vec<ExportTraceServiceRequest>>,
     metrics: Mutex<Vec<ExportMetricsServiceRequest>>,
+    logs: Mutex<Vec<ExportLogsServiceRequest>>,
     raw: Mutex<Vec<u8>>,
     headers: Mutex<Vec<(String, String)>>,
 }
@@ -70,6 +77,19 @@ impl MetricsService for Receiver {
     }
 }
 
+#[tonic::async_trait]
+impl LogsService for Receiver {
+    async fn export(
+        &self,
+        req: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let r = req.into_inner();
+        self.0.raw.lock().unwrap().extend(r.encode_to_vec());
+        self.0.logs.lock().unwrap().push(r);
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
 /// gRPC and HTTP receivers on free loopback ports, served on their own thread.
 struct Receivers {
     grpc: String,
@@ -93,7 +113,8 @@ fn start_receivers() -> Receivers {
             let recv = Receiver(g);
             let grpc = tonic::transport::Server::builder()
                 .add_service(TraceServiceServer::new(recv.clone()))
-                .add_service(MetricsServiceServer::new(recv))
+                .add_service(MetricsServiceServer::new(recv.clone()))
+                .add_service(LogsServiceServer::new(recv))
                 .serve_with_incoming(incoming);
             let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let http_addr = http_listener.local_addr().unwrap();
@@ -112,6 +133,18 @@ fn start_receivers() -> Receivers {
                             let r = ExportTraceServiceRequest::decode(body).expect("protobuf");
                             h.traces.lock().unwrap().push(r);
                             ExportTraceServiceResponse::default().encode_to_vec()
+                        }
+                    }),
+                )
+                .route(
+                    "/v1/logs",
+                    axum::routing::post({
+                        let h = h.clone();
+                        move |body: axum::body::Bytes| async move {
+                            h.raw.lock().unwrap().extend_from_slice(&body);
+                            let r = ExportLogsServiceRequest::decode(body).expect("protobuf");
+                            h.logs.lock().unwrap().push(r);
+                            ExportLogsServiceResponse::default().encode_to_vec()
                         }
                     }),
                 )
@@ -195,6 +228,8 @@ fn spans_of_a_known_app_reach_grpc_and_http_receivers_as_recorded() {
             "TestApp.Crashy",
             "--trace",
             "TestApp.Math._/_",
+            "--trace",
+            "logger:macro_log/4",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -209,6 +244,7 @@ fn spans_of_a_known_app_reach_grpc_and_http_receivers_as_recorded() {
     node.call_elixir("TestApp.increments(3)");
     node.call_elixir("TestApp.calls()");
     node.call_elixir("TestApp.crash()");
+    node.call_elixir(r#"require Logger; Logger.warning("door left open")"#);
     std::process::Command::new("kill")
         .args(["-INT", &rec.id().to_string()])
         .status()
@@ -340,6 +376,27 @@ fn spans_of_a_known_app_reach_grpc_and_http_receivers_as_recorded() {
     );
     drop(metrics);
 
+    // Logger calls: log records with severity, body and the caller.
+    let logs = r.grpc_got.logs.lock().unwrap();
+    let records: Vec<_> = logs
+        .iter()
+        .flat_map(|l| l.resource_logs.iter())
+        .flat_map(|rl| rl.scope_logs.iter())
+        .flat_map(|sl| sl.log_records.iter())
+        .collect();
+    let door = records
+        .iter()
+        .find(|l| {
+            matches!(l.body.as_ref().and_then(|b| b.value.as_ref()),
+                Some(any_value::Value::StringValue(t)) if t == "door left open")
+        })
+        .unwrap_or_else(|| panic!("the warning as a log record: {records:?}"));
+    assert_eq!(door.severity_number, 13);
+    assert_eq!(door.severity_text, "WARN");
+    assert!(attr_str(&door.attributes, "erlang.pid").starts_with('<'));
+    assert_eq!(sent["logs"].as_u64(), Some(records.len() as u64));
+    drop(logs);
+
     // The same over HTTP/protobuf.
     let sent = export(&home, &["app", "--protocol", "http", "--endpoint", &r.http]);
     let over_http = spans(&r.http_got);
@@ -351,6 +408,7 @@ fn spans_of_a_known_app_reach_grpc_and_http_receivers_as_recorded() {
     };
     assert_eq!(names(&over_http), names(&got));
     assert_eq!(r.http_got.metrics.lock().unwrap().len(), 1);
+    assert_eq!(r.http_got.logs.lock().unwrap().len(), 1);
 }
 
 #[test]

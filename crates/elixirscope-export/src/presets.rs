@@ -50,6 +50,8 @@ pub fn resolve(name: &str, env: impl Fn(&str) -> Option<String>) -> Result<Prese
             let endpoint = Endpoint {
                 url: format!("https://trace.agent.{site}/api/v0.2/traces"),
                 metrics_url: format!("https://api.{site}/api/intake/otlp/v1/metrics"),
+                // Logs go to Datadog through its Agent or Collector, not this intake.
+                logs_url: None,
                 protocol: Protocol::HttpProtobuf,
                 headers: vec![
                     h("dd-protocol", "otlp".into()),

@@ -4,6 +4,8 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -38,6 +40,9 @@ pub struct Endpoint {
     pub url: String,
     /// HTTP: the full URL metrics are posted to (gRPC: unused).
     pub metrics_url: String,
+    /// HTTP: the full URL log records are posted to; None where the
+    /// endpoint takes no logs (gRPC: always some).
+    pub logs_url: Option<String>,
     pub protocol: Protocol,
     /// Extra headers (API keys), lower-case names.
     pub headers: Vec<(String, String)>,
@@ -48,16 +53,21 @@ impl Endpoint {
     /// are added (unless the URL already ends with `/v1/traces`).
     pub fn new(base: &str, protocol: Protocol, headers: Vec<(String, String)>) -> Endpoint {
         let base = base.trim_end_matches('/');
-        let (url, metrics_url) = match protocol {
+        let (url, root) = match protocol {
             Protocol::Grpc => (base.to_owned(), base.to_owned()),
             Protocol::HttpProtobuf => match base.strip_suffix("/v1/traces") {
-                Some(root) => (base.to_owned(), format!("{root}/v1/metrics")),
-                None => (format!("{base}/v1/traces"), format!("{base}/v1/metrics")),
+                Some(root) => (base.to_owned(), root.to_owned()),
+                None => (format!("{base}/v1/traces"), base.to_owned()),
             },
+        };
+        let signal = |s: &str| match protocol {
+            Protocol::Grpc => root.clone(),
+            Protocol::HttpProtobuf => format!("{root}/v1/{s}"),
         };
         Endpoint {
             url,
-            metrics_url,
+            metrics_url: signal("metrics"),
+            logs_url: Some(signal("logs")),
             protocol,
             headers,
         }
@@ -248,6 +258,25 @@ impl Exporter {
         }
     }
 
+    async fn try_logs(&self, req: &ExportLogsServiceRequest) -> Result<(), Failure> {
+        match &self.transport {
+            Transport::Grpc(ch) => LogsServiceClient::new(ch.clone())
+                .export(self.grpc_request(req.clone()))
+                .await
+                .map(|_| ())
+                .map_err(Self::grpc_failure),
+            Transport::Http(_) => {
+                let url = self.endpoint.logs_url.clone().unwrap_or_default();
+                self.post(&url, req.encode_to_vec()).await
+            }
+        }
+    }
+
+    /// Whether the endpoint takes log records.
+    pub fn takes_logs(&self) -> bool {
+        self.endpoint.logs_url.is_some()
+    }
+
     /// Runs `attempt` until it succeeds, fails for good, or [`TRIES`] are used.
     async fn with_retries<F, Fut>(&self, attempt: F) -> Result<(), ExportError>
     where
@@ -289,6 +318,10 @@ impl Exporter {
         req: &ExportMetricsServiceRequest,
     ) -> Result<(), ExportError> {
         self.with_retries(|| self.try_metrics(req)).await
+    }
+
+    pub async fn export_logs(&self, req: &ExportLogsServiceRequest) -> Result<(), ExportError> {
+        self.with_retries(|| self.try_logs(req)).await
     }
 
     /// Retries made so far (after failures worth retrying).

@@ -9,9 +9,11 @@ use super::metrics::session_metrics;
 use super::spans::{kv_str, SpanBuilder, SpanFilter, SpanState};
 use elixirscope_query::Session;
 use elixirscope_store::DictId;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -46,6 +48,8 @@ pub struct ExportSummary {
     pub dropped_spans: u64,
     pub retries: u64,
     pub metrics: usize,
+    /// Log records of traced logger calls.
+    pub logs: u64,
 }
 
 pub fn instrumentation_scope() -> InstrumentationScope {
@@ -87,7 +91,33 @@ pub fn resource(s: &Session, node: &str, service_name: Option<&str>) -> Resource
     }
 }
 
-fn node_name(s: &Session, node: DictId) -> String {
+/// Log records grouped by node, as one request.
+pub fn logs_request(
+    s: &Session,
+    service_name: Option<&str>,
+    logs: Vec<(DictId, LogRecord)>,
+) -> ExportLogsServiceRequest {
+    let mut by_node: FxHashMap<DictId, Vec<LogRecord>> = FxHashMap::default();
+    for (node, r) in logs {
+        by_node.entry(node).or_default().push(r);
+    }
+    ExportLogsServiceRequest {
+        resource_logs: by_node
+            .into_iter()
+            .map(|(node, log_records)| ResourceLogs {
+                resource: Some(resource(s, &node_name(s, node), service_name)),
+                scope_logs: vec![ScopeLogs {
+                    scope: Some(instrumentation_scope()),
+                    log_records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+pub fn node_name(s: &Session, node: DictId) -> String {
     if node == 0 {
         return s.nodes().first().cloned().unwrap_or_default();
     }
@@ -139,6 +169,7 @@ pub fn export_session(
                     open = tx.blocking_send((node, batch)).is_ok();
                 }
             }
+            state.logs
         });
         let sent = runtime.block_on(async {
             let mut failed_in_a_row = 0;
@@ -173,11 +204,16 @@ pub fn export_session(
             Ok(())
         });
         drop(rx);
-        let _ = reader.join();
-        sent
+        let logs = reader.join().unwrap_or_default();
+        sent.map(|()| logs)
     });
     summary.retries = exporter.retries();
-    result?;
+    let logs = result?;
+    if !logs.is_empty() && exporter.takes_logs() {
+        summary.logs = logs.len() as u64;
+        let req = logs_request(s, opts.service_name.as_deref(), logs);
+        runtime.block_on(exporter.export_logs(&req))?;
+    }
     if opts.metrics {
         let metrics = session_metrics(s, opts.delta_metrics);
         summary.metrics = metrics.len();

@@ -6,7 +6,7 @@
 //! retries is counted as dropped and streaming goes on.
 
 use super::client::{Endpoint, ExportError, Exporter};
-use super::export::{resource, ExportOptions, ExportSummary, BATCH_SPANS};
+use super::export::{logs_request, resource, ExportOptions, ExportSummary, BATCH_SPANS};
 use super::metrics::session_metrics;
 use super::spans::{SpanBuilder, SpanState};
 use elixirscope_query::Session;
@@ -139,6 +139,15 @@ fn stream(
             for (node, spans) in full.into_iter().chain(pending) {
                 if !spans.is_empty() {
                     sender.send(&s, node, spans);
+                }
+            }
+            let logs = std::mem::take(&mut state.logs);
+            if !logs.is_empty() && exporter.takes_logs() {
+                let n = logs.len() as u64;
+                let req = logs_request(&s, opts.service_name.as_deref(), logs);
+                match rt.block_on(exporter.export_logs(&req)) {
+                    Ok(()) => sender.summary.logs += n,
+                    Err(e) => sender.last_error = Some(e),
                 }
             }
             if last_round {

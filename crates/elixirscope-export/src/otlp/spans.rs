@@ -19,6 +19,7 @@ use elixirscope_query::{Cursor, Session};
 use elixirscope_store::{DictId, Event, EventId, EventKind};
 use elixirscope_term::view::View;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::span::{Event as SpanEvent, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span, Status};
 use rustc_hash::FxHashMap;
@@ -94,6 +95,8 @@ pub struct SpanState {
     client_of_receive: FxHashMap<EventId, (Vec<u8>, Vec<u8>)>,
     /// Spans emitted so far.
     pub spans: u64,
+    /// Log records of traced logger calls, waiting to be taken.
+    pub logs: Vec<(DictId, LogRecord)>,
     /// The next event to read.
     pub next_event: EventId,
 }
@@ -230,6 +233,7 @@ impl<'s, 'st, F: FnMut(DictId, Span)> SpanBuilder<'s, 'st, F> {
 
     fn call(&mut self, e: &Event<'_>) {
         let s = self.s;
+        self.log(e);
         let served = e.link.and_then(|r| self.st.client_of_receive.remove(&r));
         let on_stack = self.st.stacks.get(&e.pid).is_some_and(|st| !st.is_empty());
         let (trace, parent, kind) = match served {
@@ -273,6 +277,30 @@ impl<'s, 'st, F: FnMut(DictId, Span)> SpanBuilder<'s, 'st, F> {
             frame: Frame::Call(e.id),
             span,
         });
+    }
+
+    /// A traced logger call: a log record in the context of the open span.
+    fn log(&mut self, e: &Event<'_>) {
+        let s = self.s;
+        let Some(m) = s.reader().dict().mfa(e.mfa) else {
+            return;
+        };
+        let function = s.atom(m.function);
+        if !super::logs::is_logger_call(s.atom(m.module), function, m.arity) {
+            return;
+        }
+        let Some(args) = e.term.and_then(|t| s.term(t)) else {
+            return;
+        };
+        if let Some(mut record) = super::logs::record(s, function, &args, e.ts, &s.pid_text(e.pid))
+        {
+            if let Some(top) = self.st.stacks.get(&e.pid).and_then(|st| st.last()) {
+                record.trace_id = top.span.trace_id.clone();
+                record.span_id = top.span.span_id.clone();
+            }
+            let node = self.node_of(e.pid);
+            self.st.logs.push((node, record));
+        }
     }
 
     fn ret(&mut self, e: &Event<'_>) {
