@@ -1,10 +1,11 @@
 %% Node metrics for the collector's /metrics, sampled with the tracer's status
-%% (once a second): memory by type, the process count, the longest message
-%% queue, and normal-scheduler utilisation. The queue scan visits every
+%% (once a second): memory by type, the process count, each normal
+%% scheduler's run queue, the longest message queue, and normal-scheduler
+%% utilisation. The queue scan visits every
 %% process, so it runs at most every 5 s and only on nodes with at most 50,000
 %% processes. Utilisation needs the scheduler_wall_time flag: it is reported
-%% when the flag is on (as --max-scheduler-use turns it on for the capture),
-%% never turned on just for this. Never raises.
+%% when the flag is on (the breaker turns it on for the capture, and off again
+%% after, when a scheduler-use limit is set, as --metrics-listen does). Never raises.
 -module(elixirscope_node_stats).
 
 -export([sample/0]).
@@ -12,7 +13,8 @@
 sample() ->
     try
         Count = erlang:system_info(process_count),
-        Base = #{memory => maps:from_list(erlang:memory()), processes => Count},
+        Base = #{memory => maps:from_list(erlang:memory()), processes => Count,
+                 run_queues => erlang:statistics(run_queue_lengths)},
         WithQueue = case message_queue_max(Count) of
                         undefined -> Base;
                         Max -> Base#{message_queue_max => Max}

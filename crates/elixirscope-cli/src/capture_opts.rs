@@ -269,6 +269,10 @@ impl CaptureOpts {
                     ))
                 })?;
             b.max_scheduler_use = Some(pct / 100.0);
+        } else if self.metrics_listen.is_some() {
+            // Served metrics include scheduler utilisation: a limit that never
+            // trips makes the agent measure it (and restore the flag after).
+            b.max_scheduler_use = Some(1.0);
         }
         if let Some(v) = &self.max_node_memory {
             b.max_node_memory_growth = parse_size(v)?;

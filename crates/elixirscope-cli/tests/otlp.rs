@@ -30,7 +30,6 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -214,14 +213,11 @@ fn spans_of_a_known_app_reach_grpc_and_http_receivers_as_recorded() {
         &[fixture("test_app.ex")],
         "TestApp.start(); Process.sleep(:infinity)",
     );
-    let mut rec = home
-        .cmd(&[
-            "record",
-            &node.name,
-            "--cookie",
-            &node.cookie,
-            "--session",
-            "app",
+    let (rec, rx) = start_recording(
+        &home,
+        &node,
+        "app",
+        &[
             "--state",
             "TestApp.Counter",
             "--state",
@@ -230,26 +226,13 @@ fn spans_of_a_known_app_reach_grpc_and_http_receivers_as_recorded() {
             "TestApp.Math._/_",
             "--trace",
             "logger:macro_log/4",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_lines(&mut rec);
-    while !lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("recording starts")
-        .starts_with("recording ")
-    {}
+        ],
+    );
     node.call_elixir("TestApp.increments(3)");
     node.call_elixir("TestApp.calls()");
     node.call_elixir("TestApp.crash()");
     node.call_elixir(r#"require Logger; Logger.warning("door left open")"#);
-    std::process::Command::new("kill")
-        .args(["-INT", &rec.id().to_string()])
-        .status()
-        .unwrap();
-    rec.wait().unwrap();
+    stop_recording(rec, rx);
 
     let r = start_receivers();
     let sent = export(
@@ -421,15 +404,7 @@ fn exports_hold_no_planted_secret_and_bad_endpoints_fail_in_one_line() {
     export(&home, &["sec", "--protocol", "http", "--endpoint", &r.http]);
     let raw = r.http_got.raw.lock().unwrap().clone();
     assert!(!raw.is_empty());
-    for secret in [
-        "PLANTED-STATE-XYZZY",
-        "PLANTED-MSG-XYZZY",
-        "PLANTED-TOKEN-XYZZY",
-        "PLANTED-ARG-XYZZY",
-        "PLANTED-STRUCTUSER-XYZZY",
-        "PLANTED-STRUCTPIN-XYZZY",
-        "4111 1111 1111 1111",
-    ] {
+    for secret in PLANTED {
         assert!(
             !contains(&raw, secret),
             "{secret} reached the OTLP receiver"
@@ -487,31 +462,19 @@ fn record_streams_spans_live_and_they_match_a_later_export() {
         "TestApp.start(); Process.sleep(:infinity)",
     );
     let r = start_receivers();
-    let mut rec = home
-        .cmd(&[
-            "record",
-            &node.name,
-            "--cookie",
-            &node.cookie,
-            "--session",
-            "live",
+    let (rec, rx) = start_recording(
+        &home,
+        &node,
+        "live",
+        &[
             "--state",
             "TestApp.Counter",
             "--trace",
             "TestApp.Math._/_",
             "--otlp-endpoint",
             &r.grpc,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_lines(&mut rec);
-    while !lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("recording starts")
-        .starts_with("recording ")
-    {}
+        ],
+    );
     node.call_elixir("TestApp.increments(3)");
     // The spans arrive while the capture still runs.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -530,13 +493,8 @@ fn record_streams_spans_live_and_they_match_a_later_export() {
         std::thread::sleep(Duration::from_millis(200));
     }
     node.call_elixir("TestApp.calls()");
-    std::process::Command::new("kill")
-        .args(["-INT", &rec.id().to_string()])
-        .status()
-        .unwrap();
-    rec.wait().unwrap();
-    let said: Vec<String> = lines.try_iter().collect();
-    assert!(said.iter().any(|l| l.starts_with("streamed ")), "{said:?}");
+    let said = stop_recording(rec, rx);
+    assert!(said.lines().any(|l| l.starts_with("streamed ")), "{said}");
     let live = spans(&r.grpc_got);
     assert_eq!(
         r.grpc_got.metrics.lock().unwrap().len(),

@@ -220,34 +220,19 @@ fn prometheus_scrapes_a_capture_and_its_counts_match_the_session() {
     );
     let metrics_port = free_port();
     let listen = format!("127.0.0.1:{metrics_port}");
-    let mut rec = home
-        .cmd(&[
-            "record",
-            &node.name,
-            "--cookie",
-            &node.cookie,
-            "--session",
-            "prom",
+    let (rec, rx) = start_recording(
+        &home,
+        &node,
+        "prom",
+        &[
             "--state",
             "TestApp.Counter",
             "--trace",
             "TestApp.Math._/_",
             "--metrics-listen",
             &listen,
-            // A limit that never trips, so the node measures scheduler use.
-            "--max-scheduler-use",
-            "100%",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_lines(&mut rec);
-    while !lines
-        .recv_timeout(Duration::from_secs(30))
-        .expect("recording starts")
-        .starts_with("recording ")
-    {}
+        ],
+    );
     let prom = Prometheus::start(metrics_port);
     node.call_elixir("TestApp.increments(3)");
     node.call_elixir("TestApp.calls()");
@@ -267,16 +252,13 @@ fn prometheus_scrapes_a_capture_and_its_counts_match_the_session() {
     );
     let processes = prom.query(r#"elixirscope_node_processes"#);
     let utilisation = prom.query(r#"elixirscope_node_scheduler_utilisation"#);
+    let first_queue = prom.query(r#"elixirscope_node_scheduler_run_queue{scheduler="1"}"#);
     let memory = prom.query(r#"elixirscope_node_memory_bytes{kind="total"}"#);
     let recording = prom.query(r#"elixirscope_session_recording{session="prom"}"#);
     let budget = prom.query(r#"elixirscope_session_budget{session="prom",budget="max_events"}"#);
     let sends = prom.query(r#"elixirscope_events_total{session="prom",kind="send"}"#);
 
-    Command::new("kill")
-        .args(["-INT", &rec.id().to_string()])
-        .status()
-        .unwrap();
-    rec.wait().unwrap();
+    stop_recording(rec, rx);
     let show = home.json(&["show", "prom"]);
     let counts = &show["counts"];
     // Every call of the workload was traced: 3 handle_call, 3 square, 1 fail,
@@ -293,6 +275,7 @@ fn prometheus_scrapes_a_capture_and_its_counts_match_the_session() {
         "sends {sends:?}, session {stored_sends}"
     );
     assert!(processes.is_some_and(|n| n > 10.0), "{processes:?}");
+    assert!(first_queue.is_some_and(|q| q >= 0.0), "{first_queue:?}");
     assert!(
         utilisation.is_some_and(|u| (0.0..=1.0).contains(&u)),
         "{utilisation:?}"

@@ -3,68 +3,9 @@
 
 mod common;
 
-use common::{fixture, require_beam, BeamNode, Home};
+use common::{fixture, require_beam, start_recording, stop_recording, BeamNode, Home};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
-
-/// Starts `elixirscope record` and waits until capture runs.
-fn start_recording(
-    home: &Home,
-    node: &BeamNode,
-    extra: &[&str],
-) -> (Child, mpsc::Receiver<String>) {
-    let mut args = vec![
-        "record",
-        node.name.as_str(),
-        "--cookie",
-        node.cookie.as_str(),
-        "--session",
-        "s1",
-    ];
-    args.extend_from_slice(extra);
-    let mut child = home
-        .cmd(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn record");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let failure = loop {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) if l.starts_with("recording ") => return (child, rx),
-            Ok(l) if !l.starts_with("error") => continue,
-            other => break other,
-        }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("recording did not start: {failure:?}");
-}
-
-fn stop_recording(mut child: Child, rx: mpsc::Receiver<String>) -> String {
-    let pid = child.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill");
-    let status = child.wait().expect("wait record");
-    let mut err = String::new();
-    while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
-        err.push_str(&l);
-        err.push('\n');
-    }
-    assert!(status.success(), "record exited with {status}: {err}");
-    err
-}
 
 fn quoted_strings(text: &str) -> Vec<String> {
     text.split('"')
@@ -92,6 +33,7 @@ fn records_state_messages_crashes_calls_and_detaches_cleanly() {
     let (child, rx) = start_recording(
         &home,
         &node,
+        "s1",
         &[
             "--state",
             "TestApp.Counter",
@@ -244,7 +186,7 @@ fn stepping_walks_a_process_history() {
         &[fixture("test_app.ex")],
         "TestApp.start(); Process.sleep(:infinity)",
     );
-    let (child, rx) = start_recording(&home, &node, &["--state", "TestApp.Counter"]);
+    let (child, rx) = start_recording(&home, &node, "s1", &["--state", "TestApp.Counter"]);
     node.call_elixir("TestApp.increments(3)");
     stop_recording(child, rx);
 
@@ -295,7 +237,7 @@ fn records_gen_statem_state_as_state_name_and_data() {
         &[fixture("test_app.ex")],
         "TestApp.start(); Process.sleep(:infinity)",
     );
-    let (child, rx) = start_recording(&home, &node, &["--state", "TestApp.Door"]);
+    let (child, rx) = start_recording(&home, &node, "s1", &["--state", "TestApp.Door"]);
     let open_at = quoted_strings(&node.call_elixir("TestApp.door()"));
     stop_recording(child, rx);
     let open = home.json(&["state", "s1", "TestApp.Door", "--at", &open_at[0]]);
@@ -315,7 +257,7 @@ fn killing_the_collector_leaves_the_node_clean_and_keeps_what_was_acknowledged()
         &[fixture("test_app.ex")],
         "TestApp.start(); Process.sleep(:infinity)",
     );
-    let (mut child, _rx) = start_recording(&home, &node, &["--state", "TestApp.Counter"]);
+    let (mut child, _rx) = start_recording(&home, &node, "s1", &["--state", "TestApp.Counter"]);
     let times = quoted_strings(&node.call_elixir("TestApp.increments(3)"));
     std::thread::sleep(Duration::from_millis(300));
     // The session is queryable while it is being recorded.
@@ -360,7 +302,7 @@ fn the_agent_can_ship_over_tls_and_leaves_ssl_as_it_found_it() {
     );
     let apps = |n: &BeamNode| n.eval("[A || {A, _, _} <- application:which_applications()]");
     assert!(!apps(&node).contains("ssl"), "ssl already running");
-    let (child, rx) = start_recording(&home, &node, &["--state", "TestApp.Counter", "--tls"]);
+    let (child, rx) = start_recording(&home, &node, "s1", &["--state", "TestApp.Counter", "--tls"]);
     let times = quoted_strings(&node.call_elixir("TestApp.increments(3)"));
     assert!(apps(&node).contains("ssl"), "the TLS link needs ssl");
     stop_recording(child, rx);

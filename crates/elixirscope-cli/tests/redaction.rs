@@ -3,19 +3,8 @@
 
 mod common;
 
-use common::{record_secrets, require_beam, stderr, stdout, Home};
+use common::{record_secrets, require_beam, stderr, stdout, Home, PLANTED};
 use elixirscope_store::SessionReader;
-
-const PLANTED: &[&str] = &[
-    "PLANTED-STATE-XYZZY",
-    "PLANTED-MSG-XYZZY",
-    "PLANTED-TOKEN-XYZZY",
-    "PLANTED-ARG-XYZZY",
-    "PLANTED-STRUCTUSER-XYZZY",
-    "PLANTED-STRUCTPIN-XYZZY",
-    "PLANTED-HEADER-XYZZY",
-    "4111 1111 1111 1111",
-];
 
 /// Every stored term, decompressed, as bytes.
 fn stored_terms(home: &Home, session: &str) -> Vec<u8> {

@@ -275,39 +275,13 @@ fn live_mode_follows_a_running_capture() {
         &[],
         "Stream.repeatedly(fn -> pid = spawn(fn -> receive do x -> x end end); send(pid, :tick); Process.sleep(20) end) |> Stream.run()",
     );
-    let mut rec = home
-        .cmd(&[
-            "record",
-            &node.name,
-            "--cookie",
-            &node.cookie,
-            "--session",
-            "live",
-            "--for",
-            "60s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("record");
-    let rx = stderr_lines(&mut rec);
-    loop {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) if l.starts_with("recording ") => break,
-            Ok(_) => continue,
-            Err(e) => panic!("recording did not start: {e}"),
-        }
-    }
+    let (rec, rx) = start_recording(&home, &node, "live", &["--for", "60s"]);
     let ui = Ui::start(&home, "live");
     let r = drive(
         "live.mjs",
         &[&ui.base, "live", screenshots().to_str().unwrap(), "5"],
     );
-    Command::new("kill")
-        .args(["-INT", &rec.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = rec.wait();
+    stop_recording(rec, rx);
     assert_eq!(
         r["errors"],
         serde_json::json!([]),

@@ -5,7 +5,7 @@
 
 use elixirscope_metrics::{
     metrics, BudgetLabels, KindLabels, MemoryLabels, NodeLabel, NodeLabels, ReasonLabels,
-    SessionLabel,
+    SchedulerLabels, SessionLabel,
 };
 use elixirscope_store::session::SessionMeta;
 use elixirscope_store::{DictId, EventId, EventKind, SessionWriter};
@@ -153,6 +153,21 @@ pub fn status(node: &str, status: &Term) {
     }
     if let Some(n) = int(stats.map_get(&Term::atom("message_queue_max"))) {
         m.node_message_queue_max.get_or_create(&label).set(n);
+    }
+    if let Some(queues) = stats
+        .map_get(&Term::atom("run_queues"))
+        .and_then(Term::as_list)
+    {
+        for (i, q) in queues.iter().enumerate() {
+            if let Some(q) = q.as_i64() {
+                m.node_scheduler_run_queue
+                    .get_or_create(&SchedulerLabels {
+                        node: node.to_owned(),
+                        scheduler: (i + 1).to_string(),
+                    })
+                    .set(q);
+            }
+        }
     }
     if let Some(Term::Float(u)) = stats.map_get(&Term::atom("scheduler_utilisation")) {
         m.node_scheduler_utilisation.get_or_create(&label).set(*u);

@@ -74,6 +74,12 @@ pub struct NodeLabel {
     pub node: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SchedulerLabels {
+    pub node: String,
+    pub scheduler: String,
+}
+
 /// The session event an observation came from.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventExemplar {
@@ -96,6 +102,7 @@ pub struct Metrics {
     pub node_memory: Family<MemoryLabels, Gauge>,
     pub node_processes: Family<NodeLabel, Gauge>,
     pub node_run_queue: Family<NodeLabel, Gauge>,
+    pub node_scheduler_run_queue: Family<SchedulerLabels, Gauge>,
     pub node_message_queue_max: Family<NodeLabel, Gauge>,
     pub node_scheduler_utilisation: Family<NodeLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     functions: Mutex<HashMap<String, HashSet<(String, String)>>>,
@@ -121,6 +128,7 @@ impl Metrics {
             node_memory: Family::default(),
             node_processes: Family::default(),
             node_run_queue: Family::default(),
+            node_scheduler_run_queue: Family::default(),
             node_message_queue_max: Family::default(),
             node_scheduler_utilisation: Family::default(),
             functions: Mutex::new(HashMap::new()),
@@ -176,6 +184,11 @@ impl Metrics {
             "node_run_queue",
             "Processes waiting to run on the node's schedulers, sampled by the agent",
             m.node_run_queue.clone(),
+        );
+        registry.register(
+            "node_scheduler_run_queue",
+            "Processes waiting in each normal scheduler's run queue, sampled by the agent",
+            m.node_scheduler_run_queue.clone(),
         );
         registry.register(
             "node_message_queue_max",

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -122,6 +123,18 @@ pub fn record_demo(home: &Home, name: &str) -> Output {
     .expect("run demo")
 }
 
+/// The secrets `secrets.exs` plants (built at run time, never in its source).
+pub const PLANTED: &[&str] = &[
+    "PLANTED-STATE-XYZZY",
+    "PLANTED-MSG-XYZZY",
+    "PLANTED-TOKEN-XYZZY",
+    "PLANTED-ARG-XYZZY",
+    "PLANTED-STRUCTUSER-XYZZY",
+    "PLANTED-STRUCTPIN-XYZZY",
+    "PLANTED-HEADER-XYZZY",
+    "4111 1111 1111 1111",
+];
+
 /// Runs `secrets.exs` (secrets planted in state, messages, arguments and a
 /// struct) as session `session`, with the redaction rules it needs and `extra`.
 pub fn record_secrets(home: &Home, session: &str, extra: &[&str]) {
@@ -143,6 +156,60 @@ pub fn record_secrets(home: &Home, session: &str, extra: &[&str]) {
     args.extend_from_slice(&["--", "elixir", script.to_str().unwrap()]);
     let out = home.run(&args);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Starts `elixirscope record NODE --session SESSION EXTRA...` and waits
+/// until capture runs; its stderr lines come through the receiver.
+pub fn start_recording(
+    home: &Home,
+    node: &BeamNode,
+    session: &str,
+    extra: &[&str],
+) -> (Child, mpsc::Receiver<String>) {
+    let mut args = vec![
+        "record",
+        node.name.as_str(),
+        "--cookie",
+        node.cookie.as_str(),
+        "--session",
+        session,
+    ];
+    args.extend_from_slice(extra);
+    let mut child = home
+        .cmd(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn record");
+    let rx = stderr_lines(&mut child);
+    let failure = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) if l.starts_with("recording ") => return (child, rx),
+            Ok(l) if !l.starts_with("error") => continue,
+            other => break other,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("recording did not start: {failure:?}");
+}
+
+/// Stops a recording with Ctrl-C (SIGINT); returns what it said on stderr
+/// after it started.
+pub fn stop_recording(mut child: Child, rx: mpsc::Receiver<String>) -> String {
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    let status = child.wait().expect("wait record");
+    let mut err = String::new();
+    while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+        err.push_str(&l);
+        err.push('\n');
+    }
+    assert!(status.success(), "record exited with {status}: {err}");
+    err
 }
 
 /// The lines `child` writes on stderr, as they come.
