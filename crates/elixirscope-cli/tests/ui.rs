@@ -165,6 +165,14 @@ fn the_cinema_plays_the_demo_to_known_points_and_matches_the_cli() {
     assert_ne!(points[1]["state"], points[2]["state"]);
     assert_eq!(ids[4], ids[2], "C goes back to the previous change");
     assert!(r["played"].as_u64().unwrap() > 0, "playback moved T: {r}");
+    let (all, active) = (
+        r["lanes"]["all"].as_u64().unwrap(),
+        r["lanes"]["active"].as_u64().unwrap(),
+    );
+    assert!(
+        active > 0 && active < all,
+        "active lanes in the zoomed window: {active} of {all}"
+    );
 
     // The deep link reopens the same session, process and T.
     assert_eq!(r["deep_link"]["id"], points[1]["id"]);

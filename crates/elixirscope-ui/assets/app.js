@@ -344,6 +344,7 @@ function init() {
   $('#btn-zoom-in').onclick = () => timeline.zoom(0.5);
   $('#btn-zoom-out').onclick = () => timeline.zoom(2);
   $('#btn-fit').onclick = () => timeline.fit();
+  $('#active-only').onchange = () => timeline.refresh();
   document.querySelectorAll('#tabs button').forEach((b) => { b.onclick = () => selectTab(b.dataset.tab); });
   $('#search-form').onsubmit = (ev) => {
     ev.preventDefault();

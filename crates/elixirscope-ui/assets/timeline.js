@@ -19,6 +19,7 @@ export class Timeline {
     this.data = null;         // last /timeline answer
     this.seq = 0;             // request number, to drop stale answers
     this.hits = [];
+    this.filtered = false;  // lanes narrowed to the active ones
     const css = getComputedStyle(document.documentElement);
     this.colors = CLASS_COLORS.map((v) => css.getPropertyValue(v).trim());
     this.cursorColor = css.getPropertyValue('--cursor').trim();
@@ -34,6 +35,7 @@ export class Timeline {
     this.lanes = lanes;
     this.row = new Map(lanes.map((l, i) => [l.id, i]));
     this.spacer.style.height = `${lanes.length * ROW + AXIS_H}px`;
+    document.body.dataset.lanes = lanes.length;
   }
 
   /** Scrolls the lane of `proc` (pid or registered name) into view. */
@@ -67,9 +69,19 @@ export class Timeline {
 
   async fetch() {
     const seq = ++this.seq;
-    const lanes = this.visibleLanes().map((l) => l.id);
     const started = performance.now();
     try {
+      // Only the processes with events in the window, when asked.
+      const active = document.querySelector('#active-only').checked;
+      if (active || this.filtered) {
+        const lanes = active
+          ? await sapi('lanes', { from_ns: Math.floor(ui.view.from), to_ns: Math.ceil(ui.view.to) })
+          : ui.lanes;
+        if (seq !== this.seq) return;
+        this.filtered = active;
+        this.setLanes(lanes);
+      }
+      const lanes = this.visibleLanes().map((l) => l.id);
       const d = await sapi('timeline', {
         from_ns: Math.floor(ui.view.from), to_ns: Math.ceil(ui.view.to),
         buckets: Math.floor(this.plotWidth() / 3), lanes: lanes.join(','),

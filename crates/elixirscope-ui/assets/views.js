@@ -88,6 +88,7 @@ export async function showFlame() {
       : '<p class="muted">no traced calls here (record with --trace MFA)</p>');
   el.querySelectorAll('input[name=flame-scope]').forEach((r) => { r.onchange = () => { flameScope = r.value; showFlame(); }; });
   el.dataset.calls = g.calls;
+  el.dataset.scope = `${flameScope} ${g.from}…${g.to}`;
 }
 
 // ---- events by filter ------------------------------------------------------------------------

@@ -67,6 +67,16 @@ await page.waitForTimeout(300);
 await page.waitForFunction(() => document.body.dataset.timelineDetail === 'true');
 result.screenshots.push(await shot(page, outDir, 'timeline-zoomed'));
 
+// Only the processes active in the zoomed window, then all again.
+const allLanes = +(await page.getAttribute('body', 'data-lanes'));
+const seqBefore = +(await page.getAttribute('body', 'data-timeline-seq'));
+await page.check('#active-only');
+await page.waitForFunction((b) => +document.body.dataset.timelineSeq > b, seqBefore);
+result.lanes = { all: allLanes, active: +(await page.getAttribute('body', 'data-lanes')) };
+result.screenshots.push(await shot(page, outDir, 'timeline-active-lanes'));
+await page.uncheck('#active-only');
+await page.waitForFunction((n) => +document.body.dataset.lanes === n, allLanes);
+
 // The event inspector.
 await page.click('#tabs button[data-tab=event]');
 await page.waitForSelector('#event-summary');
@@ -81,6 +91,8 @@ result.screenshots.push(await shot(page, outDir, 'sequence'));
 await page.click('#btn-fit');
 await page.click('#tabs button[data-tab=flame]');
 await page.click('input[name=flame-scope][value=all]');
+// The graph of the whole session over the whole window (an earlier render may still be on screen).
+await page.waitForFunction(() => (document.querySelector('#panel-flame').dataset.scope || '').startsWith('all +0.000000s'));
 await page.waitForSelector('#flame-chart');
 result.flame_calls = +(await page.getAttribute('#panel-flame', 'data-calls'));
 result.screenshots.push(await shot(page, outDir, 'flame'));

@@ -5,7 +5,7 @@
 //! | `GET /`, `/*.js`, `/app.css` | the UI ([`assets`]) |
 //! | `GET /api/sessions` | every session, newest last |
 //! | `GET /api/sessions/{s}/overview` | counts per kind, crashes, drops, trips, time span |
-//! | `GET /api/sessions/{s}/lanes` | processes in supervision order |
+//! | `GET /api/sessions/{s}/lanes[?from_ns&to_ns]` | processes in supervision order (only those active in the window) |
 //! | `GET /api/sessions/{s}/timeline?from_ns&to_ns&buckets&lanes` | a window: marks and arrows, or counts per bucket |
 //! | `GET /api/sessions/{s}/events?q&limit&last` | events by the CLI's filter language |
 //! | `GET /api/sessions/{s}/events/{id}` | one event in full |
@@ -186,8 +186,28 @@ async fn overview(State(app): State<Shared>, UrlPath(s): UrlPath<String>) -> Ans
     .await
 }
 
-async fn lanes(State(app): State<Shared>, UrlPath(s): UrlPath<String>) -> Answer {
-    with_session(app, s, |l| to_value(&l.lanes)).await
+#[derive(Deserialize)]
+struct LanesParams {
+    /// With `to_ns`: only the lanes with events in this window.
+    from_ns: Option<i64>,
+    to_ns: Option<i64>,
+}
+
+async fn lanes(
+    State(app): State<Shared>,
+    UrlPath(s): UrlPath<String>,
+    Query(p): Query<LanesParams>,
+) -> Answer {
+    with_session(app, s, move |l| match (p.from_ns, p.to_ns) {
+        (Some(from), Some(to)) => to_value(
+            l.lanes
+                .iter()
+                .filter(|lane| l.activity.count(from, to, Some(&[lane.id])) > 0)
+                .collect::<Vec<_>>(),
+        ),
+        _ => to_value(&l.lanes),
+    })
+    .await
 }
 
 #[derive(Deserialize)]
