@@ -413,4 +413,68 @@ impl Session {
             }
         }
     }
+
+    /// Calls `f` for the events at or before `until` (of `kinds`, all when
+    /// empty; involving `pid` when given), newest first, reading at most
+    /// `max_blocks` blocks that may hold one; `f` returning false stops.
+    /// Returns false when the block limit stopped the walk early.
+    pub fn scan_back(
+        &self,
+        until: &Cursor,
+        pid: Option<DictId>,
+        kinds: &[EventKind],
+        max_blocks: usize,
+        mut f: impl FnMut(&Event<'_>) -> bool,
+    ) -> bool {
+        let mask: u32 = if kinds.is_empty() {
+            u32::MAX
+        } else {
+            kinds.iter().map(|k| k.bit()).fold(0, |a, b| a | b)
+        };
+        let blocks = self.reader.blocks();
+        // The last block that can hold such an event: blocks are nearly in
+        // time order, so allow a second of disorder after a time.
+        let last = match until.id {
+            Some(id) => blocks.iter().rposition(|b| b.first_id <= id),
+            None => {
+                let slack = until.ts.saturating_add(1_000_000_000);
+                blocks.iter().rposition(|b| b.min_ts <= slack)
+            }
+        };
+        let mut read = 0;
+        let mut i = last.map_or(0, |l| l + 1);
+        while i > 0 {
+            i -= 1;
+            let b = &blocks[i];
+            if b.kinds & mask == 0 || pid.is_some_and(|p| !b.may_involve(p)) {
+                continue;
+            }
+            if until.id.is_none() && b.min_ts > until.ts {
+                continue;
+            }
+            if read == max_blocks {
+                return false;
+            }
+            read += 1;
+            let block = self.reader.block(i);
+            let mut mine: Vec<Event<'_>> = block
+                .iter()
+                .filter(|e| {
+                    until.includes(e.ts, e.id)
+                        && (kinds.is_empty() || kinds.contains(&e.kind))
+                        && match pid {
+                            Some(p) => e.involves(p),
+                            None => true,
+                        }
+                })
+                .collect();
+            mine.reverse();
+            for e in &mine {
+                if !f(e) {
+                    return true;
+                }
+            }
+        }
+        true
+    }
 }

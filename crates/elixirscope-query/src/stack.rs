@@ -42,75 +42,46 @@ impl Session {
     /// The traced calls `pid` was inside at `at`.
     pub fn stack_at(&self, pid: DictId, at: &Cursor) -> Stack {
         let kinds = [EventKind::Call, EventKind::Return, EventKind::Exception];
-        let mask: u32 = kinds.iter().map(|k| k.bit()).fold(0, |a, b| a | b);
-        let blocks = self.reader().blocks();
-        // Blocks are nearly in time order; allow a second of disorder.
-        let last = blocks
-            .iter()
-            .rposition(|b| match at.id {
-                Some(id) => b.first_id <= id,
-                None => b.min_ts <= at.ts,
-            })
-            .map(|i| {
-                let slack = at.ts.saturating_add(1_000_000_000);
-                let mut j = i;
-                while at.id.is_none() && j + 1 < blocks.len() && blocks[j + 1].min_ts <= slack {
-                    j += 1;
-                }
-                j
-            });
         let mut closed: FxHashSet<EventId> = FxHashSet::default();
         let mut frames = Vec::new();
         let mut done = false;
-        let mut read = 0;
-        let mut i = last.map_or(0, |l| l + 1);
-        while i > 0 && !done && read < MAX_BLOCKS {
-            i -= 1;
-            let b = &blocks[i];
-            if b.kinds & mask == 0 || !b.may_involve(pid) {
-                continue;
+        let complete = self.scan_back(at, Some(pid), &kinds, MAX_BLOCKS, |e| {
+            if e.pid != pid {
+                return true;
             }
-            read += 1;
-            let block = self.reader().block(i);
-            let mut mine: Vec<_> = block
-                .iter()
-                .filter(|e| e.pid == pid && kinds.contains(&e.kind) && at.includes(e.ts, e.id))
-                .collect();
-            mine.reverse();
-            for e in mine {
-                match e.kind {
-                    EventKind::Return | EventKind::Exception => {
-                        if let Some(call) = e.link {
-                            closed.insert(call);
-                        }
+            match e.kind {
+                EventKind::Return | EventKind::Exception => {
+                    if let Some(call) = e.link {
+                        closed.insert(call);
                     }
-                    _ if closed.remove(&e.id) => {}
-                    _ => {
-                        let now = if at.ts == i64::MAX {
-                            self.end_ns()
-                        } else {
-                            at.ts
-                        };
-                        frames.push(Frame {
-                            call_event: e.id,
-                            mfa: self.mfa_text(e.mfa),
-                            at: self.relative(e.ts),
-                            ts_ns: e.ts,
-                            running_for: duration(now.saturating_sub(e.ts).max(0) as u64),
-                            depth: e.aux,
-                            arguments: e.term.map(|t| self.inspect_bytes(t)),
-                        });
-                        if e.aux == 0 {
-                            done = true;
-                            break;
-                        }
+                }
+                _ if closed.remove(&e.id) => {}
+                _ => {
+                    let now = if at.ts == i64::MAX {
+                        self.end_ns()
+                    } else {
+                        at.ts
+                    };
+                    frames.push(Frame {
+                        call_event: e.id,
+                        mfa: self.mfa_text(e.mfa),
+                        at: self.relative(e.ts),
+                        ts_ns: e.ts,
+                        running_for: duration(now.saturating_sub(e.ts).max(0) as u64),
+                        depth: e.aux,
+                        arguments: e.term.map(|t| self.inspect_bytes(t)),
+                    });
+                    if e.aux == 0 {
+                        done = true;
+                        return false;
                     }
                 }
             }
-        }
+            true
+        });
         frames.reverse();
         Stack {
-            partial: !done && i > 0 && read >= MAX_BLOCKS,
+            partial: !done && !complete,
             frames,
         }
     }
