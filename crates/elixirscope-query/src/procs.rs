@@ -277,6 +277,14 @@ impl Session {
             .collect()
     }
 
+    /// One process as known at `at` (alive or not), if it is known.
+    pub fn process_at(&self, pid: DictId, at: &Cursor) -> Option<ProcessInfo> {
+        let t = self.processes_at(at);
+        t.procs
+            .contains_key(&pid)
+            .then(|| self.describe_proc(&t, pid, at))
+    }
+
     /// The tree of processes alive at `at`, optionally below `root` only.
     pub fn tree_at(&self, at: &Cursor, root: Option<DictId>) -> ProcessTree {
         let t = self.processes_at(at);

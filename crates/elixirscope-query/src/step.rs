@@ -23,24 +23,14 @@ impl Session {
             ..Default::default()
         };
         if forward {
-            f.from = Some(match at.id {
-                Some(id) => Cursor {
-                    ts: at.ts,
-                    id: Some(id + 1),
-                },
-                None => Cursor {
-                    ts: at.ts.saturating_add(1),
-                    id: None,
-                },
-            });
+            f.from = Some(at.after());
         } else {
             // Newest first from just before `at`: cost follows the distance
             // stepped back, not the session's length.
             let before = match at.id {
-                Some(0) => return Vec::new(),
-                Some(id) => Cursor {
-                    ts: at.ts,
-                    id: Some(id - 1),
+                Some(_) => match at.before() {
+                    Some(b) => b,
+                    None => return Vec::new(),
                 },
                 None => *at,
             };
@@ -67,16 +57,7 @@ impl Session {
             let f = EventFilter {
                 pids: vec![pid],
                 kinds: vec![EventKind::State],
-                from: Some(match at.id {
-                    Some(id) => Cursor {
-                        ts: at.ts,
-                        id: Some(id + 1),
-                    },
-                    None => Cursor {
-                        ts: at.ts.saturating_add(1),
-                        id: None,
-                    },
-                }),
+                from: Some(at.after()),
                 ..Default::default()
             };
             self.scan_filtered(&f, |e| {
@@ -87,17 +68,7 @@ impl Session {
                 true
             });
         } else {
-            let before = match at.id {
-                Some(0) => return None,
-                Some(id) => Cursor {
-                    ts: at.ts,
-                    id: Some(id - 1),
-                },
-                None => Cursor {
-                    ts: at.ts.saturating_sub(1),
-                    id: None,
-                },
-            };
+            let before = at.before()?;
             self.scan_back(&before, Some(pid), &[EventKind::State], usize::MAX, |e| {
                 if changed(e) {
                     found = Some(self.describe(e, Some(300)));

@@ -20,6 +20,35 @@ impl Cursor {
         id: None,
     };
 
+    /// The moment just after this one: the next event id, or the next nanosecond.
+    pub fn after(&self) -> Cursor {
+        match self.id {
+            Some(id) => Cursor {
+                ts: self.ts,
+                id: Some(id + 1),
+            },
+            None => Cursor {
+                ts: self.ts.saturating_add(1),
+                id: None,
+            },
+        }
+    }
+
+    /// The moment just before this one; none before the first event.
+    pub fn before(&self) -> Option<Cursor> {
+        match self.id {
+            Some(0) => None,
+            Some(id) => Some(Cursor {
+                ts: self.ts,
+                id: Some(id - 1),
+            }),
+            None => Some(Cursor {
+                ts: self.ts.saturating_sub(1),
+                id: None,
+            }),
+        }
+    }
+
     /// Whether an event at `ts` with id `id` has happened by this moment.
     pub fn includes(&self, ts: i64, id: u64) -> bool {
         match self.id {

@@ -64,20 +64,22 @@ impl From<QueryError> for ApiError {
 
 type Answer = Result<Json<Value>, ApiError>;
 
-/// Runs `f` on the session `name` on a blocking thread (queries read files).
+/// Runs `f` on a blocking thread (queries read files).
+async fn blocking(f: impl FnOnce() -> Result<Value, QueryError> + Send + 'static) -> Answer {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map(Json)
+        .map_err(ApiError::from)
+}
+
+/// Runs `f` on the session `name` on a blocking thread.
 async fn with_session(
     app: Shared,
     name: String,
     f: impl FnOnce(&Loaded) -> Result<Value, QueryError> + Send + 'static,
 ) -> Answer {
-    tokio::task::spawn_blocking(move || {
-        let loaded = app.get(&name)?;
-        f(&loaded)
-    })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map(Json)
-    .map_err(ApiError::from)
+    blocking(move || f(&*app.get(&name)?)).await
 }
 
 fn to_value(v: impl serde::Serialize) -> Result<Value, QueryError> {
@@ -143,7 +145,7 @@ async fn asset(req: Request) -> Response {
 
 async fn sessions_list(State(app): State<Shared>) -> Answer {
     let home = app.home().to_owned();
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let list = list_sessions(&home).map_err(QueryError::from)?;
         let rows: Vec<Value> = list
             .iter()
@@ -164,12 +166,9 @@ async fn sessions_list(State(app): State<Shared>) -> Answer {
                 Err(why) => json!({ "name": e.name, "error": why }),
             })
             .collect();
-        Ok::<_, QueryError>(Value::Array(rows))
+        Ok(Value::Array(rows))
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map(Json)
-    .map_err(ApiError::from)
 }
 
 async fn overview(State(app): State<Shared>, UrlPath(s): UrlPath<String>) -> Answer {
@@ -330,7 +329,7 @@ async fn inspect(
         let s = &l.session;
         let at = s.parse_time(&p.at)?;
         let pid = pid_of(s, p.pid.as_deref(), &at)?;
-        let process = s.process_list(&at).into_iter().find(|i| i.id == pid);
+        let process = s.process_at(pid, &at);
         Ok(json!({
             "pid": s.pid_text(pid),
             "at": s.relative(if at.ts == i64::MAX { s.end_ns() } else { at.ts }),

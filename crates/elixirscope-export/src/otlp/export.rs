@@ -91,6 +91,40 @@ pub fn resource(s: &Session, node: &str, service_name: Option<&str>) -> Resource
     }
 }
 
+/// One batch of spans of one node, as a request.
+pub fn traces_request(resource: Resource, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(instrumentation_scope()),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// The session's metrics (see [`session_metrics`]) as one request, and how many.
+pub fn metrics_request(s: &Session, opts: &ExportOptions) -> (usize, ExportMetricsServiceRequest) {
+    let metrics = session_metrics(s, opts.delta_metrics);
+    let n = metrics.len();
+    let node = s.nodes().first().cloned().unwrap_or_default();
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource(s, &node, opts.service_name.as_deref())),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(instrumentation_scope()),
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    (n, req)
+}
+
 /// Log records grouped by node, as one request.
 pub fn logs_request(
     s: &Session,
@@ -175,17 +209,7 @@ pub fn export_session(
             let mut failed_in_a_row = 0;
             while let Some((node, spans)) = rx.recv().await {
                 let n = spans.len() as u64;
-                let req = ExportTraceServiceRequest {
-                    resource_spans: vec![ResourceSpans {
-                        resource: Some(resource_of(node)),
-                        scope_spans: vec![ScopeSpans {
-                            scope: Some(instrumentation_scope()),
-                            spans,
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }],
-                };
+                let req = traces_request(resource_of(node), spans);
                 match exporter.export_traces(&req).await {
                     Ok(()) => {
                         summary.spans += n;
@@ -215,20 +239,8 @@ pub fn export_session(
         runtime.block_on(exporter.export_logs(&req))?;
     }
     if opts.metrics {
-        let metrics = session_metrics(s, opts.delta_metrics);
-        summary.metrics = metrics.len();
-        let node = s.nodes().first().cloned().unwrap_or_default();
-        let req = ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                resource: Some(resource(s, &node, opts.service_name.as_deref())),
-                scope_metrics: vec![ScopeMetrics {
-                    scope: Some(instrumentation_scope()),
-                    metrics,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
+        let (n, req) = metrics_request(s, opts);
+        summary.metrics = n;
         runtime.block_on(exporter.export_metrics(&req))?;
         summary.retries = exporter.retries();
     }

@@ -6,15 +6,14 @@
 //! retries is counted as dropped and streaming goes on.
 
 use super::client::{Endpoint, ExportError, Exporter};
-use super::export::{logs_request, resource, ExportOptions, ExportSummary, BATCH_SPANS};
-use super::metrics::session_metrics;
+use super::export::{
+    logs_request, metrics_request, node_name, resource, traces_request, ExportOptions,
+    ExportSummary, BATCH_SPANS,
+};
 use super::spans::{SpanBuilder, SpanState};
 use elixirscope_query::Session;
 use elixirscope_store::DictId;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,22 +65,8 @@ struct Sender<'a> {
 impl Sender<'_> {
     fn send(&mut self, s: &Session, node: DictId, spans: Vec<Span>) {
         let n = spans.len() as u64;
-        let node_name = if node == 0 {
-            s.nodes().first().cloned().unwrap_or_default()
-        } else {
-            s.atom(node).to_owned()
-        };
-        let req = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(resource(s, &node_name, self.opts.service_name.as_deref())),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(super::export::instrumentation_scope()),
-                    spans,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
+        let resource = resource(s, &node_name(s, node), self.opts.service_name.as_deref());
+        let req = traces_request(resource, spans);
         match self.rt.block_on(self.exporter.export_traces(&req)) {
             Ok(()) => {
                 self.summary.spans += n;
@@ -153,20 +138,8 @@ fn stream(
             if last_round {
                 sender.summary.session = s.name().to_owned();
                 if opts.metrics {
-                    let metrics = session_metrics(&s, opts.delta_metrics);
-                    sender.summary.metrics = metrics.len();
-                    let node = s.nodes().first().cloned().unwrap_or_default();
-                    let req = ExportMetricsServiceRequest {
-                        resource_metrics: vec![ResourceMetrics {
-                            resource: Some(resource(&s, &node, opts.service_name.as_deref())),
-                            scope_metrics: vec![ScopeMetrics {
-                                scope: Some(super::export::instrumentation_scope()),
-                                metrics,
-                                ..Default::default()
-                            }],
-                            ..Default::default()
-                        }],
-                    };
+                    let (n, req) = metrics_request(&s, &opts);
+                    sender.summary.metrics = n;
                     if let Err(e) = rt.block_on(exporter.export_metrics(&req)) {
                         sender.last_error = Some(e);
                     }

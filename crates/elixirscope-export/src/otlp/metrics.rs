@@ -2,7 +2,7 @@
 //! and the duration of traced calls per function as a histogram (the busiest
 //! [`MAX_FUNCTIONS`] functions, the rest together, so cardinality stays bounded).
 
-use super::spans::kv_str;
+use super::spans::{code_namespace_function, kv_str};
 use elixirscope_query::filter::EventFilter;
 use elixirscope_query::Session;
 use elixirscope_store::{DictId, EventKind};
@@ -118,12 +118,7 @@ pub fn session_metrics(s: &Session, delta: bool) -> Vec<Metric> {
             continue;
         }
         let text = s.mfa_text(*mfa);
-        let (namespace, function) = text
-            .rsplit_once('/')
-            .and_then(|(head, _)| head.rsplit_once('.'))
-            .map_or((String::new(), text.clone()), |(m, f)| {
-                (m.to_owned(), f.to_owned())
-            });
+        let (namespace, function) = code_namespace_function(&text);
         points.push(histogram_point(
             vec![
                 kv_str("code.namespace", namespace),

@@ -52,6 +52,16 @@ pub fn kv_int(key: &str, value: i64) -> KeyValue {
     kv(key, any_value::Value::IntValue(value))
 }
 
+/// `code.namespace` and `code.function` of an MFA as the query interface
+/// prints it: `Demo.Counter.handle_call/3` → (`Demo.Counter`, `handle_call`).
+pub fn code_namespace_function(mfa_text: &str) -> (String, String) {
+    let head = mfa_text.rsplit_once('/').map_or(mfa_text, |(h, _)| h);
+    match head.rsplit_once('.') {
+        Some((m, f)) => (m.to_owned(), f.to_owned()),
+        None => (String::new(), head.to_owned()),
+    }
+}
+
 fn clip(mut s: String) -> String {
     if s.chars().count() > MAX_TERM_CHARS {
         s = s.chars().take(MAX_TERM_CHARS).collect::<String>() + "…";
@@ -244,14 +254,7 @@ impl<'s, 'st, F: FnMut(DictId, Span)> SpanBuilder<'s, 'st, F> {
             }
         };
         let mfa = s.mfa_text(e.mfa);
-        let (namespace, function) = match mfa.rsplit_once('/') {
-            Some((head, _)) => head
-                .rsplit_once('.')
-                .map_or((String::new(), head.to_owned()), |(m, f)| {
-                    (m.to_owned(), f.to_owned())
-                }),
-            None => (String::new(), mfa.clone()),
-        };
+        let (namespace, function) = code_namespace_function(&mfa);
         let mut attributes = vec![
             kv_str("code.namespace", namespace),
             kv_str("code.function", function),
