@@ -28,6 +28,10 @@ start_checked(Config) ->
         none -> ok;
         Foreign -> throw_error({node_already_traced, Foreign})
     end,
+    case elixirscope_redact:check_values(values(Config)) of
+        {ok, _} -> ok;
+        {error, {Pattern, Reason}} -> throw_error({invalid_regex, Pattern, Reason})
+    end,
     Caller = self(),
     Tracer = elixirscope_tracer:start(Config, Caller),
     {LinkPids, Kind} = receive
@@ -45,10 +49,16 @@ start_checked(Config) ->
     case maps:get(snapshot, Config, true) of
         true ->
             StateMods = [M || {M, _} <- maps:get(state_modules, Setup, [])],
-            elixirscope_snapshot:send_processes(Tracer, StateMods);
+            elixirscope_snapshot:send_processes(Tracer, StateMods, Config);
         false -> ok
     end,
     {ok, #{tracer => Tracer, tracer_kind => Kind, setup => Setup}}.
+
+values(Config) ->
+    case maps:get(redact, Config, false) of
+        #{values := Values} -> Values;
+        _ -> []
+    end.
 
 throw_error(Why) ->
     erlang:error({elixirscope, Why}).

@@ -11,7 +11,7 @@
 -module(elixirscope_nif_tracer).
 
 -export([load/1, enabled/3, trace/5, start/2, stop/0, flush/1, batch_done/0,
-         deactivate/0, own/1, state_modules/1, reserve/1, stats/0]).
+         deactivate/0, own/1, state_modules/1, reserve/1, stats/0, cost/1, degrade/2]).
 
 %% Path: the library without its extension. ok | {error, {Reason, Text}}.
 load(Path) -> erlang:load_nif(Path, 0).
@@ -29,6 +29,12 @@ deactivate() -> erlang:nif_error(nif_not_loaded).
 own(_Pid) -> erlang:nif_error(nif_not_loaded).
 %% Counts N events the agent recorded itself against the event budget.
 reserve(_N) -> erlang:nif_error(nif_not_loaded).
-%% Modules whose callbacks are kept whatever the sampling.
+%% Modules (or {Module, Behaviour}) whose callbacks are kept whatever the
+%% sampling; gen_server states are then written once per change.
 state_modules(_Modules) -> erlang:nif_error(nif_not_loaded).
 stats() -> erlang:nif_error(nif_not_loaded).
+%% {ok, BusyNs, [{Pid, Ns, Callbacks, Level}]}: recording time so far, and the
+%% Top processes whose state callbacks cost most since the last call.
+cost(_Top) -> erlang:nif_error(nif_not_loaded).
+%% Captures less of Pid's state from now on (1 shallower, 2 one in 16, 3 none).
+degrade(_Pid, _Level) -> erlang:nif_error(nif_not_loaded).

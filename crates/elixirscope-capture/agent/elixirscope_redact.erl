@@ -1,8 +1,8 @@
-%% Redaction on the node: secrets are replaced before any byte leaves it.
+%% Redaction rules: what counts as a secret, decided on the node before any
+%% byte leaves it. elixirscope_payload applies them while it walks each
+%% payload term.
 %%
-%% Every term an event carries (messages, call arguments, results, exceptions,
-%% exit reasons, states) is walked once. A value is replaced by <<"[REDACTED]">>
-%% when it is
+%% A value is replaced by <<"[REDACTED]">> when it is
 %% - under a secret-looking key: a map key, keyword key or first element of a
 %%   2-tuple (atom or binary) containing one of the configured names
 %%   (password, secret, token, authorization, ... case-insensitive);
@@ -10,15 +10,18 @@
 %% - an argument at a listed position of a listed function (in calls and in
 %%   stacktrace entries);
 %% - a string that looks like a payment card number (13-19 digits, Luhn check);
-%% - a string matching one of the configured regular expressions.
+%% - a binary, a string written as a list of bytes, or an atom matching one of
+%%   the configured regular expressions (--redact-value).
 %% Terms nested deeper than 64 levels are replaced whole, so nothing
-%% escapes by depth. The tracer keeps, per rule, how many values were
-%% replaced; the values themselves are never kept.
+%% escapes by depth. Per rule, how many values were replaced is kept in the
+%% walking process's dictionary; the values themselves are never kept.
 -module(elixirscope_redact).
 
--export([new/2, event/2, counts/0]).
+-export([new/2, counts/0, add_counts/1, mark/1, enabled/1, call_values/1,
+         secret_key/2, arg_positions/4, struct_listed/2, secret_binary/2,
+         secret_atom/2, secret_value/2, has_values/1, check_values/1]).
 
--record(rules, {keys = none, structs = #{}, args = #{}, cards = true, values = [],
+-record(rules, {on = true, keys = none, structs = #{}, args = #{}, cards = true, values = [],
                 call_values = true}).
 
 %% Config: #{keys => [binary()], structs => [module()],
@@ -26,103 +29,55 @@
 %%           values => [binary() regex]}; `false` disables redaction.
 %% CallValues = false: calls carry no argument values (the tracer asks for
 %% arities only) and results are not captured either.
-new(false, true) -> off;
-new(false, false) -> #rules{cards = false, call_values = false};
+new(false, CallValues) ->
+    %% Without call values the depth rule still applies (as in the NIF tracer).
+    #rules{on = not CallValues, cards = false, call_values = CallValues};
 new(Config, CallValues) when is_map(Config) ->
     Keys = [string:lowercase(K) || K <- maps:get(keys, Config, []), is_binary(K), K =/= <<>>],
+    {ok, Values} = check_values(maps:get(values, Config, [])),
     #rules{call_values = CallValues,
            keys = case Keys of [] -> none; _ -> binary:compile_pattern(Keys) end,
            structs = maps:from_list([{S, true} || S <- maps:get(structs, Config, [])]),
            args = maps:from_list([{{M, F, A}, Ps} || {M, F, A, Ps} <- maps:get(args, Config, [])]),
            cards = maps:get(cards, Config, true),
-           values = [Re || V <- maps:get(values, Config, []), {ok, Re} <- [re:compile(V)]]}.
+           values = Values}.
 
-%% Values replaced so far, per rule.
+%% Compiles the value patterns once: {ok, [Compiled]} or {error, {Pattern, Why}}.
+check_values(Patterns) ->
+    lists:foldr(fun(_, {error, _} = E) -> E;
+                   (P, {ok, Acc}) ->
+                        case catch re:compile(P) of
+                            {ok, Re} -> {ok, [Re | Acc]};
+                            {error, {Why, _At}} -> {error, {P, Why}};
+                            Other -> {error, {P, Other}}
+                        end
+                end, {ok, []}, Patterns).
+
+enabled(#rules{on = On}) -> On.
+call_values(#rules{call_values = C}) -> C.
+has_values(#rules{values = V}) -> V =/= [].
+
+%% Values replaced so far by this process, per rule.
 counts() ->
     maps:from_list([{Rule, N} || {{elixirscope_redacted, Rule}, N} <- get()]).
 
-count(Rule) ->
+%% Adds counts another process made (the start snapshot's state reader).
+add_counts(Counts) ->
+    maps:foreach(fun(Rule, N) -> count(Rule, N) end, Counts).
+
+count(Rule, N) ->
     Key = {elixirscope_redacted, Rule},
-    put(Key, case get(Key) of undefined -> 1; N -> N + 1 end).
+    put(Key, case get(Key) of undefined -> N; M -> M + N end).
 
 mark(Rule) ->
-    count(Rule),
+    count(Rule, 1),
     <<"[REDACTED]">>.
 
-%% Redacts the payload terms of one trace message or agent event.
-event(Msg, off) -> Msg;
-event({trace_ts, P, send, M, To, Ts}, R) -> {trace_ts, P, send, t(M, R, 0), To, Ts};
-event({trace_ts, P, send_to_non_existing_process, M, To, Ts}, R) ->
-    {trace_ts, P, send_to_non_existing_process, t(M, R, 0), To, Ts};
-event({trace_ts, P, 'receive', M, Ts}, R) -> {trace_ts, P, 'receive', t(M, R, 0), Ts};
-event({trace_ts, P, call, {M, F, Args}, Ts}, R) when is_list(Args) ->
-    {trace_ts, P, call, {M, F, args(M, F, Args, R)}, Ts};
-event({trace_ts, P, return_from, MFA, _, Ts}, #rules{call_values = false}) ->
-    {trace_ts, P, return_from, MFA, <<"[not captured]">>, Ts};
-event({trace_ts, P, exception_from, MFA, {Class, _}, Ts}, #rules{call_values = false}) ->
-    {trace_ts, P, exception_from, MFA, {Class, <<"[not captured]">>}, Ts};
-event({trace_ts, P, return_from, MFA, V, Ts}, R) -> {trace_ts, P, return_from, MFA, t(V, R, 0), Ts};
-event({trace_ts, P, exception_from, MFA, V, Ts}, R) -> {trace_ts, P, exception_from, MFA, t(V, R, 0), Ts};
-event({trace_ts, P, exit, Reason, Ts}, R) -> {trace_ts, P, exit, t(Reason, R, 0), Ts};
-event({trace_ts, P, Spawn, Other, {M, F, Args}, Ts}, R)
-  when (Spawn =:= spawn orelse Spawn =:= spawned), is_list(Args) ->
-    {trace_ts, P, Spawn, Other, {M, F, args(M, F, Args, R)}, Ts};
-event({es_state, P, Ts, State}, R) -> {es_state, P, Ts, t(State, R, 0)};
-event(Msg, _) -> Msg.
+%% Listed argument positions of M:F/Arity.
+arg_positions(_, _, _, #rules{args = ArgRules}) when map_size(ArgRules) =:= 0 -> [];
+arg_positions(M, F, Arity, #rules{args = ArgRules}) -> maps:get({M, F, Arity}, ArgRules, []).
 
-%% Arguments of M:F: listed positions first, then the generic walk.
-args(M, F, Args, #rules{args = ArgRules} = R) when is_list(Args) ->
-    Positions = case ArgRules of
-                    #{} when map_size(ArgRules) =:= 0 -> [];
-                    _ -> maps:get({M, F, length(Args)}, ArgRules, [])
-                end,
-    positional(Args, 1, Positions, R);
-args(_, _, Args, R) -> t(Args, R, 0).
-
-positional([], _, _, _) -> [];
-positional([A | Rest], I, Positions, R) ->
-    V = case lists:member(I, Positions) of
-            true -> mark(argument);
-            false -> t(A, R, 1)
-        end,
-    [V | positional(Rest, I + 1, Positions, R)];
-positional(Tail, _, _, R) -> t(Tail, R, 1).
-
-%% The generic walk.
-t(_, _, Depth) when Depth > 64 -> mark(depth);
-t(T, _, _) when is_atom(T); is_number(T); is_pid(T); is_port(T); is_reference(T);
-                is_function(T) -> T;
-t(T, R, _) when is_binary(T) -> binary(T, R);
-t(T, R, D) when is_map(T) -> map(T, R, D);
-t(T, R, D) when is_list(T) -> list(T, R, D);
-t({K, V}, R, D) ->
-    case secret_key(K, R) of
-        true -> {K, mark(key)};
-        false -> {t(K, R, D + 1), t(V, R, D + 1)}
-    end;
-t({M, F, Args, Loc}, R, D) when is_atom(M), is_atom(F), is_list(Args) ->
-    %% A stacktrace entry with arguments: argument rules apply here too.
-    {M, F, args(M, F, Args, R), t(Loc, R, D + 1)};
-t(T, R, D) when is_tuple(T) ->
-    list_to_tuple([t(E, R, D + 1) || E <- tuple_to_list(T)]);
-t(T, _, _) -> T.
-
-list([], _, _) -> [];
-list([H | Tail], R, D) -> [t(H, R, D + 1) | list(Tail, R, D)];
-list(Tail, R, D) -> t(Tail, R, D + 1).
-
-map(M, #rules{structs = Structs} = R, D) ->
-    case M of
-        #{'__struct__' := Mod} when is_map_key(Mod, Structs) ->
-            maps:map(fun('__struct__', V) -> V; (_, _) -> mark(struct) end, M);
-        _ ->
-            maps:map(fun(K, V) ->
-                             case secret_key(K, R) of
-                                 true -> mark(key);
-                                 false -> t(V, R, D + 1)
-                             end
-                     end, M)
-    end.
+struct_listed(Mod, #rules{structs = Structs}) -> is_map_key(Mod, Structs).
 
 secret_key(_, #rules{keys = none}) -> false;
 secret_key(K, #rules{keys = Pattern}) when is_atom(K) ->
@@ -133,15 +88,46 @@ secret_key(_, _) -> false.
 
 lower(B) -> << <<(if C >= $A, C =< $Z -> C + 32; true -> C end)>> || <<C>> <= B >>.
 
-binary(B, #rules{cards = Cards, values = Values}) ->
+%% card | value | false for the bytes of a binary or string (the walker
+%% passes at most what it keeps plus a look-ahead, never more).
+secret_binary(B, #rules{cards = Cards} = R) ->
     case Cards andalso card(B) of
-        true -> mark(card);
+        true -> card;
         false ->
-            case lists:any(fun(Re) -> re:run(B, Re, [{capture, none}]) =:= match end, Values) of
-                true -> mark(value);
-                false -> B
+            case value_match(B, R) of
+                true -> value;
+                false -> false
             end
     end.
+
+%% Whether an atom's text matches a value pattern (cached per atom).
+secret_atom(_, #rules{values = []}) -> false;
+secret_atom(A, R) ->
+    Key = {elixirscope_atom_secret, A},
+    case get(Key) of
+        undefined ->
+            Secret = value_match(atom_to_binary(A, utf8), R),
+            %% The cache is bounded: past it atoms are checked every time.
+            case get(elixirscope_atom_cache) of
+                N when is_integer(N), N >= 10000 -> ok;
+                N -> put(elixirscope_atom_cache, case N of undefined -> 1; _ -> N + 1 end),
+                     put(Key, Secret)
+            end,
+            Secret;
+        Secret -> Secret
+    end.
+
+%% Whether some bytes match a value pattern.
+secret_value(B, R) -> value_match(B, R).
+
+value_match(_, #rules{values = []}) -> false;
+value_match(B, #rules{values = Values}) ->
+    lists:any(fun(Re) ->
+                      %% A match that hits PCRE's limits counts as a match:
+                      %% when in doubt, redact.
+                      re:run(B, Re, [{capture, none}, {match_limit, 100000},
+                                     {match_limit_recursion, 10000}]) =/= nomatch
+              end, Values).
 
 %% 13-19 digits, optionally grouped by spaces or dashes, passing the Luhn check.
 card(B) when byte_size(B) >= 13, byte_size(B) =< 23 ->

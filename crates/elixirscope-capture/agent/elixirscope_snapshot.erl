@@ -8,16 +8,19 @@
 %% busy or stuck process can never block capture.
 -module(elixirscope_snapshot).
 
--export([send_processes/2, describe/1]).
+-export([send_processes/2, send_processes/3, describe/1]).
 
-%% StateMods: callback modules whose processes get their state read.
-send_processes(Tracer, StateMods) ->
+send_processes(Tracer, StateMods) -> send_processes(Tracer, StateMods, #{}).
+
+%% StateMods: callback modules whose processes get their state read; Config:
+%% the capture config (redaction, limits, the state heap limit).
+send_processes(Tracer, StateMods, Config) ->
     Own = [self(), Tracer],
     Procs = [P || P <- erlang:processes(), not lists:member(P, Own)],
     send_chunks(Tracer, Procs, []),
     case StateMods of
         [] -> ok;
-        _ -> spawn(fun() -> read_states(Tracer, Procs, StateMods) end)
+        _ -> spawn(fun() -> read_states(Tracer, Procs, StateMods, Config) end)
     end,
     ok.
 
@@ -78,14 +81,30 @@ first_pid([Name | Rest]) when is_atom(Name) ->
     end;
 first_pid(_) -> undefined.
 
-read_states(Tracer, Procs, StateMods) ->
+%% The reader bounds and redacts each state itself (sys:get_state/2 copies it
+%% here, and only the bounded copy goes on to the tracer), and skips processes
+%% whose heap is over the state-capture limit: reading those would copy it all.
+read_states(Tracer, Procs, StateMods, Config) ->
     erlang:trace(self(), false, [all]),
-    [read_state(Tracer, P) || P <- Procs, lists:member(elixirscope_trace_setup:initial_module(P), StateMods)],
+    Payload = elixirscope_payload:new(maps:get(redact, Config, false),
+                                      maps:get(call_values, Config, true),
+                                      maps:get(limits, Config, #{})),
+    MaxHeap = maps:get(max_state_heap, maps:get(budget, Config, #{}), infinity),
+    [read_state(Tracer, P, Payload, MaxHeap)
+     || P <- Procs, lists:member(elixirscope_trace_setup:initial_module(P), StateMods)],
+    Tracer ! {es_redacted, elixirscope_redact:counts()},
     ok.
 
-read_state(Tracer, P) ->
-    try sys:get_state(P, 500) of
-        State -> Tracer ! {es_events, [{es_state, P, erlang:monotonic_time(nanosecond), State}]}
-    catch
-        _:_ -> ok
+read_state(Tracer, P, Payload, MaxHeap) ->
+    case elixirscope_state_capture:heap_bytes(P) of
+        H when is_integer(MaxHeap), H > MaxHeap -> ok;
+        _ ->
+            try sys:get_state(P, 500) of
+                State ->
+                    Bounded = elixirscope_payload:term(State, Payload),
+                    Tracer ! {es_events, [{es_state_bounded, P, erlang:monotonic_time(nanosecond),
+                                           Bounded}]}
+            catch
+                _:_ -> ok
+            end
     end.

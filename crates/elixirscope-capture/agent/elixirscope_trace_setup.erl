@@ -8,7 +8,7 @@
 -module(elixirscope_trace_setup).
 
 -export([enable/2, clear/1, stop_nif/0, foreign_tracer/0, apply_module/2, callback_mfas/2,
-         call_match_spec/0, behaviour/1, initial_module/1]).
+         call_match_spec/0, behaviour/1, initial_module/1, exclude_state_pids/2]).
 
 %% A tracer other than ours on new processes or on any process.
 foreign_tracer() ->
@@ -61,11 +61,20 @@ enable(Config, {Tracer, Kind}) ->
                             {erlang, demonitor, 1}, {erlang, demonitor, 2}];
                    false -> []
                end,
-    Wanted = Calls ++ lists:append([callback_mfas(M, B) || {M, B} <- StateMods, B =/= unknown])
-        ++ Monitors,
+    Known = [{M, B} || {M, B} <- StateMods, B =/= unknown],
+    StateMFAs = lists:append([callback_mfas(M, B) || {M, B} <- Known]),
+    Wanted = Calls ++ StateMFAs ++ Monitors,
     {Loaded, Pending} = lists:partition(
                           fun({M, _, _}) -> erlang:module_loaded(M) end, Wanted),
-    Applied = [{MFA, set_pattern(MFA)} || MFA <- Loaded],
+    %% The process tracer receives states as copies the VM makes: processes
+    %% whose heap is already over the limit are never traced in their state
+    %% callbacks (the tracer says so once it runs).
+    BigState = case Kind of
+                   process -> big_state_processes(Known, state_heap_limit(Config));
+                   nif -> []
+               end,
+    BigPids = [P || {P, _} <- BigState],
+    Applied = [{MFA, set_pattern(MFA, lists:member(MFA, StateMFAs), BigPids)} || MFA <- Loaded],
     PendingStateMods = [M || {M, unknown} <- StateMods],
     Flags = flags(Config, Kind),
     TracerOpt = case Kind of
@@ -83,11 +92,43 @@ enable(Config, {Tracer, Kind}) ->
       patterns => Applied,
       pending => Pending,
       pending_state_modules => PendingStateMods,
-      state_modules => [{M, B} || {M, B} <- StateMods, B =/= unknown],
+      state_modules => Known,
+      big_state => BigState,
       state_errors => StateErrors}.
 
 set_pattern({M, F, A}) ->
     erlang:trace_pattern({M, F, A}, call_match_spec(), [local]).
+
+set_pattern(MFA, true, [_ | _] = Excluded) ->
+    erlang:trace_pattern(MFA, excluding(Excluded), [local]);
+set_pattern(MFA, _, _) -> set_pattern(MFA).
+
+%% A state callback's match spec that leaves the listed processes untraced:
+%% no call and no return message, so the VM copies nothing of theirs.
+excluding(Pids) ->
+    [{'_', [{'=:=', {self}, P}], [{message, false}]} || P <- Pids] ++ call_match_spec().
+
+%% Stops tracing the state callbacks of Pids (for every loaded state module).
+exclude_state_pids(Pids, StateMods) ->
+    [erlang:trace_pattern(MFA, excluding(Pids), [local])
+     || {M, B} <- StateMods, erlang:module_loaded(M), MFA <- callback_mfas(M, B)],
+    ok.
+
+state_heap_limit(Config) ->
+    maps:get(max_state_heap, maps:get(budget, Config, #{}), infinity).
+
+%% Processes running a state module whose heap exceeds Limit bytes:
+%% [{Pid, HeapBytes}]. The heap is read first (cheap), the process dictionary
+%% only for the few that are over it.
+big_state_processes([], _) -> [];
+big_state_processes(_, infinity) -> [];
+big_state_processes(Mods, Limit) ->
+    Words = Limit div erlang:system_info(wordsize),
+    [{P, W * erlang:system_info(wordsize)}
+     || P <- erlang:processes(),
+        {total_heap_size, W} <- [erlang:process_info(P, total_heap_size)],
+        W > Words,
+        lists:keymember(initial_module(P), 1, Mods)].
 
 %% Applies the patterns wanted for module M once it is loaded; returns them.
 apply_module(M, Wanted) ->

@@ -42,7 +42,7 @@
              tripped = false, watcher, syncs = [], state_mods = #{},
              breaker, lease_ms = 15000, last_heard = 0, status_at = 0,
              bytes_window = 0, max_bytes_rate = infinity, bytes_sent = 0,
-             trace_off_us, redact = off,
+             trace_off_us, capture, governor = off, busy_ns = 0, govern_at = 0,
              nif = false, nif_dropped = 0, nif_stats = #{}, nif_owed = 0,
              run_mode = false, started}).
 
@@ -112,12 +112,28 @@ nif_options(Config, Own) ->
     Base = #{sample => max(1, maps:get(sample, Config, 1)),
              call_values => maps:get(call_values, Config, true),
              redact => maps:get(redact, Config, false),
+             limits => maps:get(limits, Config, #{}),
              ring_bytes => Ring, batch_bytes => 256 * 1024, max_inflight => 8,
              own => Own},
     case maps:get(max_events, Budget, infinity) of
         Max when is_integer(Max) -> Base#{max_events => Max};
         _ -> Base
     end.
+
+%% What payload terms keep, and how much state each process gets.
+state_capture(Config) ->
+    Limits = maps:get(limits, Config, #{}),
+    New = fun(L) -> elixirscope_payload:new(maps:get(redact, Config, false),
+                                            maps:get(call_values, Config, true), L) end,
+    Shallow = maps:map(fun(depth, V) -> max(2, V div 2);
+                          (elements, V) -> max(4, V div 4);
+                          (bytes, V) -> max(16, V div 4);
+                          (event_bytes, V) -> max(512, V div 4);
+                          (_, V) -> V
+                       end, maps:merge(#{depth => 12, elements => 64, bytes => 1024,
+                                         event_bytes => 65536}, Limits)),
+    MaxHeap = maps:get(max_state_heap, maps:get(budget, Config, #{}), infinity),
+    elixirscope_state_capture:new(New(Limits), New(Shallow), MaxHeap).
 
 await_welcome(Timeout) ->
     receive
@@ -156,8 +172,8 @@ ready(Config, Caller, Link, Token, Kind) ->
             max_buffer = maps:get(max_buffer_bytes, Budget, 8388608),
             max_bytes_rate = maps:get(max_bytes_rate, Budget, infinity),
             breaker = elixirscope_breaker:new(Budget),
-            redact = elixirscope_redact:new(maps:get(redact, Config, false),
-                                            maps:get(call_values, Config, true)),
+            capture = state_capture(Config),
+            governor = elixirscope_governor:new(maps:get(max_tracer_cpu, Budget, undefined), 0),
             lease_ms = maps:get(lease_ms, Config, 15000),
             last_heard = Now, status_at = Now,
             max_events = maps:get(max_events, Budget, infinity),
@@ -170,7 +186,7 @@ ready(Config, Caller, Link, Token, Kind) ->
             max_memory = maps:get(max_memory, Budget, 256 * 1024 * 1024),
             run_mode = maps:get(run_mode, Config, false),
             nif = Kind =:= nif,
-            window_start = Now, started = Now},
+            window_start = Now, started = Now, govern_at = Now},
     LinkPids = elixirscope_link:pids(Link),
     Caller ! {elixirscope_tracer_ready, self(), LinkPids, Kind},
     erlang:send_after(100, self(), es_housekeeping),
@@ -186,9 +202,20 @@ loop(S) ->
         Msg -> loop(nif_repay(handle(Msg, S)))
     end.
 
-handle(Msg, S) when element(1, Msg) =:= trace_ts -> trace_event(Msg, S);
+handle(Msg, S) when element(1, Msg) =:= trace_ts ->
+    %% The process tracer times its own work for the tracer-cost governor.
+    T0 = erlang:monotonic_time(),
+    S1 = trace_event(Msg, S),
+    Ns = erlang:convert_time_unit(erlang:monotonic_time() - T0, native, nanosecond),
+    S2 = S1#st{busy_ns = S1#st.busy_ns + Ns},
+    case elixirscope_state_capture:is_state_event(Msg, S2#st.capture) of
+        {true, Pid} ->
+            S2#st{capture = elixirscope_state_capture:charge(Pid, Ns, S2#st.capture)};
+        false -> S2
+    end;
 handle({es_nif_batch, Bin, N, Dropped}, S) -> budget(nif_batch(Bin, N, Dropped, S));
 handle({es_events, Evs}, S) -> agent_events(Evs, S);
+handle({es_redacted, Counts}, S) -> elixirscope_redact:add_counts(Counts), S;
 handle(Msg, S) when element(1, Msg) =:= tcp; element(1, Msg) =:= ssl;
                     element(1, Msg) =:= inet_reply;
                     element(1, Msg) =:= tcp_closed; element(1, Msg) =:= ssl_closed;
@@ -292,9 +319,17 @@ await_nif_flush(Token, S, Deadline) ->
     after Left -> S
     end.
 
-%% Events the agent itself produced (start snapshot, states read at start).
+%% Events the agent itself produced (start snapshot, states read at start:
+%% those were bounded and redacted by the process that read them).
 agent_events(Evs, S) ->
-    lists:foldl(fun(E, Acc) -> accept(elixirscope_redact:event(E, Acc#st.redact), Acc) end, S, Evs).
+    lists:foldl(fun({es_state_bounded, P, Ts, State}, Acc) -> accept({es_state, P, Ts, State}, Acc);
+                   (E, Acc) -> keep(E, Acc)
+                end, S, Evs).
+
+%% Keeps a message as it leaves the node: within the limits and redacted.
+keep(Msg, S) ->
+    {Out, C} = elixirscope_state_capture:bound(Msg, S#st.capture),
+    accept(Out, S#st{capture = C}).
 
 %% Trace messages.
 trace_event(_Msg, #st{tripped = T} = S) when T =/= false ->
@@ -321,7 +356,7 @@ trace_event_foreign(Msg, S) ->
 %% process (so call stacks stay whole). Callbacks of modules whose state was
 %% asked for, lifecycle events, exceptions and agent events are always kept.
 %% (phash2/1 rem N, as the NIF tracer computes it with enif_hash.)
-sample(Msg, #st{sample = 1} = S) -> accept(elixirscope_redact:event(Msg, S#st.redact), S);
+sample(Msg, #st{sample = 1} = S) -> keep(Msg, S);
 sample(Msg, #st{sample = N, state_mods = SM} = S) ->
     Keep = case Msg of
                {trace_ts, _, send, M, _, _} -> erlang:phash2(M) rem N =:= 0;
@@ -333,7 +368,7 @@ sample(Msg, #st{sample = N, state_mods = SM} = S) ->
                _ -> true
            end,
     case Keep of
-        true -> accept(elixirscope_redact:event(Msg, S#st.redact), S);
+        true -> keep(Msg, S);
         false -> S#st{sampled_out = S#st.sampled_out + 1}
     end.
 
@@ -514,10 +549,36 @@ setup_done(Setup, S) ->
                   _ -> elixirscope_module_watch:start(self(), Watch, {Pending, PendingState})
               end,
     Start = {es_setup, erlang:monotonic_time(nanosecond), maps:remove(pending, Setup)},
-    StateMods = maps:from_list([{M, true} || {M, _} <- maps:get(state_modules, Setup, [])]
+    Known = maps:get(state_modules, Setup, []),
+    StateMods = maps:from_list([{M, true} || {M, _} <- Known]
                                ++ [{M, true} || M <- PendingState]),
-    _ = S#st.nif andalso (catch elixirscope_nif_tracer:state_modules(maps:keys(StateMods))),
-    accept(Start, S#st{setup = Setup, watcher = Watcher, state_mods = StateMods}).
+    _ = S#st.nif andalso (catch elixirscope_nif_tracer:state_modules(Known ++ PendingState)),
+    C = elixirscope_state_capture:add_modules(S#st.capture, Known),
+    S1 = accept(Start, S#st{setup = Setup, watcher = Watcher, state_mods = StateMods,
+                            capture = C}),
+    %% Processes whose heap was over the limit before tracing began.
+    lists:foldl(fun({Pid, Heap}, Acc) -> over_heap(Pid, Heap, Acc) end, S1,
+                maps:get(big_state, Setup, [])).
+
+%% A process whose heap is over the state-capture limit: its state callbacks
+%% are no longer traced (the process tracer would copy its state whole).
+over_heap(Pid, Heap, S) ->
+    Limit = maps:get(max_state_heap, maps:get(budget, S#st.config, #{}), 0),
+    Detail = fmt("heap of ~b bytes is over the ~b-byte limit for state capture "
+                 "(--max-state-heap): its state callbacks are no longer traced",
+                 [Heap, Limit]),
+    degrade(Pid, 3, Detail, S).
+
+%% One degradation step of a process's state capture, recorded as an event.
+degrade(Pid, Level, Detail, S) ->
+    C = case S#st.nif of
+            true ->
+                catch elixirscope_nif_tracer:degrade(Pid, Level),
+                S#st.capture;
+            false -> elixirscope_state_capture:set_level(Pid, Level, S#st.capture)
+        end,
+    accept({es_degrade, erlang:monotonic_time(nanosecond), Pid, Level, Detail},
+           S#st{capture = C}).
 
 %% The watch set patterns on a module that just loaded.
 module_loaded(Ts, M, Applied, StateInfo, S) ->
@@ -526,7 +587,10 @@ module_loaded(Ts, M, Applied, StateInfo, S) ->
     S1 = S#st{setup = Setup#{patterns => Patterns}},
     Evs = [{es_state_module, Ts, Mod, B} || {Mod, B} <- StateInfo]
         ++ [{es_module, Ts, M, Applied}],
-    lists:foldl(fun accept/2, S1, Evs).
+    _ = S#st.nif andalso StateInfo =/= []
+        andalso (catch elixirscope_nif_tracer:state_modules(StateInfo)),
+    C = elixirscope_state_capture:add_modules(S1#st.capture, StateInfo),
+    lists:foldl(fun accept/2, S1#st{capture = C}, Evs).
 
 housekeeping(S) ->
     erlang:send_after(100, self(), es_housekeeping),
@@ -537,10 +601,49 @@ housekeeping(S) ->
         false when S2#st.tripped =/= false -> S2;
         false ->
             case elixirscope_breaker:check(S2#st.breaker) of
-                {ok, B} -> budget(S2#st{breaker = B, since_check = S2#st.check_every});
+                {ok, B} -> govern(budget(S2#st{breaker = B, since_check = S2#st.check_every}));
                 {trip, Reason, Detail} -> trip(Reason, Detail, S2)
             end
     end.
+
+%% Once a second: the tracer's own cost against its budget, and (process
+%% tracer) the heaps of the processes whose state it captures.
+govern(#st{tripped = T} = S) when T =/= false -> S;
+govern(S) ->
+    Now = erlang:monotonic_time(millisecond),
+    case Now - S#st.govern_at >= 1000 of
+        false -> S;
+        true -> govern_window(S#st{govern_at = Now})
+    end.
+
+govern_window(S) ->
+    S1 = lists:foldl(fun({Pid, Heap}, Acc) -> over_heap(Pid, Heap, Acc) end, S,
+                     heaps_over_limit(S)),
+    case S1#st.governor of
+        off -> S1;
+        G ->
+            {Busy, Procs, S2} = window_costs(S1),
+            Now = erlang:monotonic_time(nanosecond),
+            case elixirscope_governor:check(G, Now, Busy, Procs) of
+                {ok, G1} -> S2#st{governor = G1};
+                {degrade, Pid, Level, Detail, G1} ->
+                    degrade(Pid, Level, Detail, S2#st{governor = G1});
+                {trip, Detail} -> trip(max_tracer_cpu, iolist_to_binary(Detail), S2)
+            end
+    end.
+
+%% Recording time so far and the window's costliest state processes.
+window_costs(#st{nif = true} = S) ->
+    case catch elixirscope_nif_tracer:cost(8) of
+        {ok, Busy, Procs} -> {Busy, Procs, S};
+        _ -> {0, [], S}
+    end;
+window_costs(S) ->
+    {Procs, C} = elixirscope_state_capture:window(8, S#st.capture),
+    {S#st.busy_ns, Procs, S#st{capture = C}}.
+
+heaps_over_limit(#st{nif = true}) -> [];
+heaps_over_limit(S) -> elixirscope_state_capture:over_heap(S#st.capture).
 
 %% Budget use, once a second, for the recorder's progress line (not stored).
 status(Now, #st{status_at = At} = S) when is_integer(Now), Now - At < 1000 -> S;
@@ -675,6 +778,11 @@ stats(S) ->
       waiting_batches => queue:len(S#st.pending),
       trace_off_us => S#st.trace_off_us, bytes_sent => S#st.bytes_sent,
       redactions => redactions(S),
+      cut_events => elixirscope_payload:cut_events() + maps:get(cut, Nif, 0),
+      tracer_busy_ns => case S#st.nif of
+                            true -> maps:get(busy_ns, Nif, 0);
+                            false -> S#st.busy_ns
+                        end,
       tripped => S#st.tripped, max_backlog_seen => S#st.max_backlog_seen,
       duration_ms => erlang:monotonic_time(millisecond) - S#st.started}.
 

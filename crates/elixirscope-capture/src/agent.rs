@@ -25,6 +25,9 @@ pub const MODULES: &[(&str, &str)] = agent_modules![
     "elixirscope_module_watch",
     "elixirscope_breaker",
     "elixirscope_redact",
+    "elixirscope_payload",
+    "elixirscope_state_capture",
+    "elixirscope_governor",
     "elixirscope_link",
     "elixirscope_snapshot",
     "elixirscope_node_stats",
@@ -217,6 +220,30 @@ fn describe_start_error(why: &Term) -> String {
                 if let Some([k, _]) = inner.as_tuple() {
                     if k.as_atom() == Some("node_already_traced") {
                         return "the node is already being traced by another tool (dbg, recon, redbug?); stop that trace first".into();
+                    }
+                }
+                if let Some([k, pattern, why]) = inner.as_tuple() {
+                    if k.as_atom() == Some("invalid_regex") {
+                        let text = |t: &Term| match t {
+                            Term::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+                            Term::List { items, tail: None }
+                                if items.iter().all(|i| matches!(i, Term::Integer(_))) =>
+                            {
+                                items
+                                    .iter()
+                                    .filter_map(|i| match i {
+                                        Term::Integer(c) => char::from_u32(*c as u32),
+                                        _ => None,
+                                    })
+                                    .collect()
+                            }
+                            other => inspect(other, &Default::default()),
+                        };
+                        return format!(
+                            "the node's regular expressions (Erlang re) refuse --redact-value '{}': {}; rewrite the pattern",
+                            text(pattern),
+                            text(why)
+                        );
                     }
                 }
                 return inspect(inner, &Default::default());

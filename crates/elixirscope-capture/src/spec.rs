@@ -37,6 +37,44 @@ pub struct Budget {
     pub max_scheduler_use: Option<f64>,
     /// Bytes the session may take on disk.
     pub max_session_bytes: u64,
+    /// The tracer's own share of all schedulers' time, over each second
+    /// (`None`: not watched). Over it, the costliest state captures are
+    /// degraded step by step, then the capture trips.
+    #[serde(default)]
+    pub max_tracer_cpu: Option<f64>,
+    /// Heap of a process, in bytes, above which the process tracer stops
+    /// tracing its state callbacks (the VM would copy the state whole).
+    #[serde(default = "default_state_heap")]
+    pub max_state_heap: u64,
+}
+
+fn default_state_heap() -> u64 {
+    4 << 20
+}
+
+/// What each payload term keeps; the walk stops at these, so an event's cost
+/// follows them and not the size of the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermLimits {
+    /// Containers nested deeper keep no elements.
+    pub depth: u32,
+    /// Elements kept per list, tuple or map.
+    pub elements: u32,
+    /// Bytes kept per binary (and elements per string written as a list of bytes).
+    pub bytes: u32,
+    /// Encoded bytes per event.
+    pub event_bytes: u32,
+}
+
+impl Default for TermLimits {
+    fn default() -> Self {
+        TermLimits {
+            depth: 12,
+            elements: 64,
+            bytes: 1024,
+            event_bytes: 64 << 10,
+        }
+    }
 }
 
 /// A complete capture request.
@@ -63,6 +101,9 @@ pub struct CaptureSpec {
     /// hearing from the collector.
     pub lease_ms: u64,
     pub redact: Redaction,
+    /// What each payload term keeps.
+    #[serde(default)]
+    pub limits: TermLimits,
     pub budget: Budget,
     /// Which tracer to run on the node.
     #[serde(default)]
@@ -140,6 +181,31 @@ impl Default for Redaction {
 }
 
 impl Redaction {
+    /// A value pattern (`--redact-value`) must compile before anything is
+    /// traced, as the NIF tracer compiles it (on bytes, no Unicode classes);
+    /// the agent checks it with Erlang's `re` on the node too. The error is
+    /// one line naming the pattern.
+    pub fn check_value(pattern: &str) -> Result<(), String> {
+        regex::bytes::RegexBuilder::new(pattern)
+            .unicode(false)
+            .size_limit(1 << 20)
+            .build()
+            .map(|_| ())
+            .map_err(|e| {
+                let text = e.to_string();
+                let why = text
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("not a regular expression")
+                    .trim()
+                    .trim_start_matches("error: ");
+                format!(
+                    "invalid --redact-value '{pattern}': {why}; write a regular expression such as 'sk_live_[0-9a-zA-Z]+'"
+                )
+            })
+    }
+
     /// The agent's `redact` config: a map, or `false` when disabled.
     fn to_term(&self) -> Term {
         if !self.enabled {
@@ -219,6 +285,7 @@ impl CaptureSpec {
             quiet: QUIET_BY_DEFAULT.iter().map(|s| s.to_string()).collect(),
             lease_ms: 15_000,
             redact: Redaction::default(),
+            limits: TermLimits::default(),
             tracer: TracerChoice::Auto,
             budget: Budget {
                 max_events: 5_000_000,
@@ -232,6 +299,8 @@ impl CaptureSpec {
                 max_run_queue: 1_000,
                 max_node_memory_growth: 512 * MB,
                 max_scheduler_use: None,
+                max_tracer_cpu: Some(0.10),
+                max_state_heap: 4 * MB,
             },
         };
         let light = CaptureSpec {
@@ -247,7 +316,15 @@ impl CaptureSpec {
                 max_bytes_rate: 8 * MB,
                 max_run_queue: 200,
                 max_node_memory_growth: 128 * MB,
+                max_tracer_cpu: Some(0.05),
+                max_state_heap: MB,
                 ..default.budget
+            },
+            limits: TermLimits {
+                depth: 8,
+                elements: 32,
+                bytes: 256,
+                event_bytes: 8 << 10,
             },
             ..default.clone()
         };
@@ -263,6 +340,7 @@ impl CaptureSpec {
                 budget: Budget {
                     max_events: 100_000_000,
                     max_duration_ms: None,
+                    max_tracer_cpu: Some(0.03),
                     ..light.budget
                 },
                 ..light
@@ -280,7 +358,15 @@ impl CaptureSpec {
                     max_bytes_rate: 256 * MB,
                     max_run_queue: 10_000,
                     max_node_memory_growth: 2048 * MB,
+                    max_tracer_cpu: Some(0.25),
+                    max_state_heap: 16 * MB,
                     ..default.budget
+                },
+                limits: TermLimits {
+                    depth: 32,
+                    elements: 1_000,
+                    bytes: 16 << 10,
+                    event_bytes: 1 << 20,
                 },
                 ..default
             },
@@ -321,6 +407,17 @@ impl CaptureSpec {
         if let Some(u) = b.max_scheduler_use {
             budget.push((atom("max_scheduler_use"), Term::Float(u.clamp(0.0, 1.0))));
         }
+        if let Some(u) = b.max_tracer_cpu {
+            budget.push((atom("max_tracer_cpu"), Term::Float(u.clamp(0.0, 1.0))));
+        }
+        budget.push((atom("max_state_heap"), int(b.max_state_heap)));
+        let l = &self.limits;
+        let limits = Term::Map(vec![
+            (atom("depth"), int(l.depth as u64)),
+            (atom("elements"), int(l.elements as u64)),
+            (atom("bytes"), int(l.bytes as u64)),
+            (atom("event_bytes"), int(l.event_bytes as u64)),
+        ]);
         let charlist = |s: &str| Term::list(s.chars().map(|c| Term::Integer(c as i64)).collect());
         Term::Map(vec![
             (
@@ -356,6 +453,7 @@ impl CaptureSpec {
                 },
             ),
             (atom("redact"), self.redact.to_term()),
+            (atom("limits"), limits),
             (
                 atom("modules"),
                 Term::list(
@@ -385,6 +483,14 @@ fn bool_atom(b: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_patterns_are_checked_before_capture() {
+        assert!(Redaction::check_value("sk_live_[0-9a-z]+").is_ok());
+        let e = Redaction::check_value("(unclosed").unwrap_err();
+        assert!(e.starts_with("invalid --redact-value '(unclosed'"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
 
     #[test]
     fn every_listed_profile_exists_and_light_samples() {

@@ -2,7 +2,7 @@
 
 use crate::Failure;
 use clap::Args;
-use elixirscope_capture::spec::{TracerChoice, PROFILES};
+use elixirscope_capture::spec::{Redaction, TracerChoice, PROFILES};
 use elixirscope_capture::CaptureSpec;
 use elixirscope_term::mfa_pattern::parse_atom_target;
 use elixirscope_term::CallPattern;
@@ -78,6 +78,27 @@ pub struct CaptureOpts {
     /// Stop capture when the session takes SIZE on disk (500KB, 100MB, 2GB)
     #[arg(long, value_name = "SIZE")]
     pub max_bytes: Option<String>,
+    /// Budget for the tracer's own share of scheduler time (e.g. 5%); over it the
+    /// costliest state captures are degraded step by step, then capture stops
+    #[arg(long, value_name = "PERCENT")]
+    pub max_tracer_cpu: Option<String>,
+    /// Process tracer: stop tracing the state callbacks of a process whose heap
+    /// grows beyond SIZE (the VM would copy its whole state into every event)
+    #[arg(long, value_name = "SIZE")]
+    pub max_state_heap: Option<String>,
+    /// Payload terms (messages, arguments, results, states) keep containers
+    /// nested at most N deep
+    #[arg(long, value_name = "N")]
+    pub max_term_depth: Option<u32>,
+    /// Payload terms keep at most N elements per list, tuple or map
+    #[arg(long, value_name = "N")]
+    pub max_term_elements: Option<u32>,
+    /// Payload terms keep at most SIZE of each binary or string
+    #[arg(long, value_name = "SIZE")]
+    pub max_term_bytes: Option<String>,
+    /// Each event keeps at most SIZE of payload in all
+    #[arg(long, value_name = "SIZE")]
+    pub max_event_bytes: Option<String>,
     /// Dead-man lease: the agent stops tracing and unloads itself if it hears
     /// nothing from the recorder for DURATION [default: 15s]
     #[arg(long, value_name = "DURATION")]
@@ -170,6 +191,29 @@ pub fn parse_size(text: &str) -> Result<u64, Failure> {
     Ok((n * scale as f64) as u64)
 }
 
+/// Parses `90%` (or `90`, `0.5%`) into a fraction of 1.
+pub fn parse_percent(flag: &str, text: &str) -> Result<f64, Failure> {
+    text.trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|p| *p > 0.0 && *p <= 100.0)
+        .map(|p| p / 100.0)
+        .ok_or_else(|| {
+            Failure::from(format!(
+                "invalid {flag} '{text}': use a percentage above 0 and at most 100, e.g. 90%"
+            ))
+        })
+}
+
+fn positive(flag: &str, n: u32) -> Result<u32, Failure> {
+    if n == 0 {
+        return Err(Failure::from(format!("invalid {flag} 0: use at least 1")));
+    }
+    Ok(n)
+}
+
 /// Parses `MyApp.Auth.login/2=2` or `auth:login/2=1,2` into a pattern and positions.
 pub fn parse_redact_arg(text: &str) -> Result<(CallPattern, Vec<u8>), Failure> {
     let bad = || {
@@ -257,18 +301,7 @@ impl CaptureOpts {
             b.max_run_queue = n;
         }
         if let Some(v) = &self.max_scheduler_use {
-            let pct: f64 = v
-                .trim()
-                .trim_end_matches('%')
-                .parse()
-                .ok()
-                .filter(|p: &f64| *p > 0.0 && *p <= 100.0)
-                .ok_or_else(|| {
-                    Failure::from(format!(
-                        "invalid --max-scheduler-use '{v}': use a percentage, e.g. 90%"
-                    ))
-                })?;
-            b.max_scheduler_use = Some(pct / 100.0);
+            b.max_scheduler_use = Some(parse_percent("--max-scheduler-use", v)?);
         } else if self.metrics_listen.is_some() {
             // Served metrics include scheduler utilisation: a limit that never
             // trips makes the agent measure it (and restore the flag after).
@@ -276,6 +309,25 @@ impl CaptureOpts {
         }
         if let Some(v) = &self.max_node_memory {
             b.max_node_memory_growth = parse_size(v)?;
+        }
+        if let Some(v) = &self.max_tracer_cpu {
+            b.max_tracer_cpu = Some(parse_percent("--max-tracer-cpu", v)?);
+        }
+        if let Some(v) = &self.max_state_heap {
+            b.max_state_heap = parse_size(v)?;
+        }
+        let l = &mut spec.limits;
+        if let Some(n) = self.max_term_depth {
+            l.depth = positive("--max-term-depth", n)?;
+        }
+        if let Some(n) = self.max_term_elements {
+            l.elements = positive("--max-term-elements", n)?;
+        }
+        if let Some(v) = &self.max_term_bytes {
+            l.bytes = parse_size(v)?.min(u32::MAX as u64) as u32;
+        }
+        if let Some(v) = &self.max_event_bytes {
+            l.event_bytes = parse_size(v)?.clamp(256, u32::MAX as u64) as u32;
         }
         let r = &mut spec.redact;
         r.enabled = !self.no_redact;
@@ -287,7 +339,10 @@ impl CaptureOpts {
         for a in &self.redact_arg {
             r.args.push(parse_redact_arg(a)?);
         }
-        r.values.extend(self.redact_value.iter().cloned());
+        for v in &self.redact_value {
+            Redaction::check_value(v).map_err(Failure::from)?;
+            r.values.push(v.clone());
+        }
         if let Some(l) = &self.lease {
             spec.lease_ms = parse_duration(l)?.as_millis().max(1_000) as u64;
         }
@@ -337,6 +392,12 @@ mod tests {
         ] {
             assert!(parse_redact_arg(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn value_patterns_are_checked_before_capture() {
+        assert!(parse_percent("--max-tracer-cpu", "5%").ok() == Some(0.05));
+        assert!(parse_percent("--max-tracer-cpu", "0%").is_err());
     }
 
     #[test]

@@ -112,8 +112,18 @@ fn both_tracers_record_the_same_workload() {
     assert_eq!(n["tracers"][0]["tracer"], "nif", "{n}");
     assert_eq!(p["dropped"], 0);
     assert_eq!(n["dropped"], 0);
-    // The same redaction rules fired the same number of times.
-    assert_eq!(p["redactions"], n["redactions"]);
+    // The same redaction rules fired (the NIF tracer writes a GenServer's
+    // state once per change where the process tracer writes it in every
+    // callback's arguments and result, so it redacts fewer copies).
+    let rules = |v: &serde_json::Value| -> Vec<String> {
+        let mut r: Vec<String> = v["redactions"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        r.sort();
+        r
+    };
+    assert_eq!(rules(&p), rules(&n), "{p} vs {n}");
     assert!(n["redactions"]["argument"].as_u64() >= Some(1), "{n}");
     assert!(n["redactions"]["card"].as_u64() >= Some(1), "{n}");
     // Counts of the workload's kinds agree (the VM's own boot traffic around

@@ -42,6 +42,35 @@ pub struct CallbackCall {
     pub state_name: Option<Vec<u8>>,
     /// Key of the message this callback handles.
     pub message_key: Option<u64>,
+    /// The state before could not be known (events were dropped, or the
+    /// capture of this process's state is degraded).
+    pub before_unknown: bool,
+}
+
+/// What a tracer wrote instead of a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// `'$es_state'`: the process's state as last recorded (the NIF tracer saw
+    /// the very same term).
+    Same,
+    /// `'$es_not_captured'`: left out on purpose (degraded capture).
+    NotCaptured,
+}
+
+/// The marker in an encoded state (a gen_statem's `{Name, Data}` carries it
+/// as its data), if any.
+pub fn marker(bytes: &[u8]) -> Option<Marker> {
+    let v = View::new(bytes).ok()?;
+    let atom = |v: View<'_>| {
+        if v.is_atom("$es_state") {
+            Some(Marker::Same)
+        } else if v.is_atom("$es_not_captured") {
+            Some(Marker::NotCaptured)
+        } else {
+            None
+        }
+    };
+    atom(v).or_else(|| v.tuple_n::<2>().and_then(|[_, d]| atom(d)))
 }
 
 /// Keys under which a received message can be found by the callback handling it.
@@ -111,6 +140,7 @@ pub fn on_call(b: Behaviour, function: &str, args: View<'_>) -> Option<CallbackC
         old_state: old.map(|s| s.raw().to_vec()),
         state_name: None,
         message_key: key,
+        before_unknown: false,
     };
     match (b, function, a.as_slice()) {
         (_, "init", [_]) => Some(call(None, None)),
@@ -131,6 +161,7 @@ pub fn on_call(b: Behaviour, function: &str, args: View<'_>) -> Option<CallbackC
                 old_state: Some(pair(state.raw(), data.raw())),
                 state_name: Some(state.raw().to_vec()),
                 message_key: event_key(*t, *content),
+                before_unknown: false,
             })
         }
         (Behaviour::GenStatem, f, [t, content, data]) if is_event_type(*t) => {
@@ -139,6 +170,7 @@ pub fn on_call(b: Behaviour, function: &str, args: View<'_>) -> Option<CallbackC
                 old_state: Some(pair(&name, data.raw())),
                 state_name: Some(name),
                 message_key: event_key(*t, *content),
+                before_unknown: false,
             })
         }
         _ => None,

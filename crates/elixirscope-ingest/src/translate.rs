@@ -6,9 +6,10 @@
 //! the exact bytes the node encoded; only the fields the model indexes (pids,
 //! MFAs, names) are read.
 
-use crate::behaviour::{self, Behaviour, CallbackCall};
+use crate::behaviour::{self, Behaviour, CallbackCall, Marker};
 use crate::hash::hash;
 use crate::matcher::Matcher;
+use elixirscope_store::model::state_flags::{BEFORE_UNKNOWN, TRUNCATED, UNCHANGED, UNSURE};
 use elixirscope_store::session::Trip;
 use elixirscope_store::{
     DictId, EventId, EventKind, MfaEntry, NewEvent, PidEntry, SessionWriter, StoreError,
@@ -47,6 +48,15 @@ struct Frame {
     callback: Option<(Behaviour, CallbackCall)>,
 }
 
+/// A process's last recorded state, with the node's drop total when it was
+/// recorded: if events were dropped since, the node may have recorded a newer
+/// state that never arrived, so a reference to "the state as before" cannot be
+/// trusted.
+struct LastState {
+    bytes: Vec<u8>,
+    dropped_at: u64,
+}
+
 /// Everything ingest remembers between events.
 #[derive(Default)]
 pub struct State {
@@ -58,8 +68,9 @@ pub struct State {
     state_modules: HashMap<DictId, Behaviour>,
     /// Recent receives per process: (message key, receive event id).
     recent: HashMap<DictId, VecDeque<(u64, EventId)>>,
-    /// Last stored state per process (for "unchanged" detection).
-    last_state: HashMap<DictId, Vec<u8>>,
+    /// Last recorded state per process: what a `'$es_state'` in the next
+    /// callback stands for, and the base of "unchanged" detection.
+    last_state: HashMap<DictId, LastState>,
     /// Interning caches keyed by the encoded bytes, so the hot path neither
     /// allocates nor decodes text.
     node_cache: Vec<(Vec<u8>, DictId)>,
@@ -255,7 +266,7 @@ pub fn event(
     st.last_ts = st.last_ts.max(ts);
     let node = ctx.atom;
     if tag_raw == b"trace_ts" {
-        return trace(w, st, node, ts, items).map(|_| None);
+        return trace(w, st, ctx, ts, items).map(|_| None);
     }
     match (tag_raw, items) {
         (b"es_setup", [_, _, setup]) => {
@@ -301,7 +312,15 @@ pub fn event(
             let pid = intern_pid(w, st, &p);
             let mut e = NewEvent::new(ts, EventKind::StateSnapshot, node, pid);
             e.term = Some(state.raw());
-            st.last_state.insert(pid, state.raw().to_vec());
+            remember_state(st, ctx, pid, state.raw().to_vec());
+            w.append(&e)?;
+        }
+        (b"es_degrade", [_, _, pid, level, detail]) => {
+            let Some(p) = pid.pid() else { return Ok(None) };
+            let pid = intern_pid(w, st, &p);
+            let mut e = NewEvent::new(ts, EventKind::Degrade, node, pid);
+            e.aux = level.int().unwrap_or(0).max(0) as u64;
+            e.term = Some(detail.raw());
             w.append(&e)?;
         }
         (b"es_trip", [_, _, reason, detail]) => {
@@ -356,10 +375,11 @@ fn take_receive(st: &mut State, pid: DictId, key: u64) -> Option<EventId> {
 fn trace<'a>(
     w: &mut SessionWriter,
     st: &mut State,
-    node: DictId,
+    ctx: &NodeCtx,
     ts: i64,
     items: &[View<'a>],
 ) -> Result<(), StoreError> {
+    let node = ctx.atom;
     let (Some(pid_view), Some(what)) = (items.get(1).and_then(|p| p.pid()), items.get(2)) else {
         return Ok(());
     };
@@ -466,9 +486,9 @@ fn trace<'a>(
             }
             remember_receive(st, pid, behaviour::receive_key(msg), id);
         }
-        b"call" => return call(w, st, e, arg(3)),
+        b"call" => return call(w, st, ctx, e, arg(3)),
         b"return_from" | b"exception_from" => {
-            return ret(w, st, e, what == b"exception_from", arg(3), arg(4))
+            return ret(w, st, ctx, e, what == b"exception_from", arg(3), arg(4))
         }
         _ => return Ok(()),
     }
@@ -505,6 +525,7 @@ fn resolve_destination(
 fn call<'a>(
     w: &mut SessionWriter,
     st: &mut State,
+    ctx: &NodeCtx,
     mut e: NewEvent<'a>,
     mfa: Option<View<'a>>,
 ) -> Result<(), StoreError> {
@@ -537,11 +558,24 @@ fn call<'a>(
     e.mfa = id;
     e.term = args.map(|a| a.raw());
     let module_atom = w.dict().mfa(id).map(|x| x.module).unwrap_or(0);
-    let callback = st.state_modules.get(&module_atom).copied().and_then(|b| {
+    let mut callback = st.state_modules.get(&module_atom).copied().and_then(|b| {
         let function = f.atom()?;
         args.and_then(|a| behaviour::on_call(b, &function, a))
             .map(|c| (b, c))
     });
+    if let Some((_, c)) = &mut callback {
+        resolve_before(st, ctx, e.pid, c);
+    }
+    // A state the tracer wrote once and referred to here is stored in full,
+    // as the process tracer writes it: queries show the same arguments
+    // whichever tracer ran.
+    let spliced = match (&callback, args) {
+        (Some((_, c)), Some(a)) => c
+            .old_state
+            .as_deref()
+            .and_then(|old| splice_same_state(a, old)),
+        _ => None,
+    };
     if let Some((_, c)) = &callback {
         if let Some(key) = c.message_key {
             e.link = take_receive(st, e.pid, key);
@@ -549,7 +583,11 @@ fn call<'a>(
     }
     let stack = st.stacks.entry(e.pid).or_default();
     e.aux = stack.len() as u64;
-    let call_id = w.append(&e)?;
+    let mut stored: NewEvent<'_> = e;
+    if let Some(bytes) = &spliced {
+        stored.term = Some(bytes);
+    }
+    let call_id = w.append(&stored)?;
     stack.push(Frame {
         call: call_id,
         ts: e.ts,
@@ -562,6 +600,7 @@ fn call<'a>(
 fn ret<'a>(
     w: &mut SessionWriter,
     st: &mut State,
+    ctx: &NodeCtx,
     mut e: NewEvent<'a>,
     exception: bool,
     mfa: Option<View<'a>>,
@@ -594,7 +633,25 @@ fn ret<'a>(
         e.link = Some(fr.call);
         e.aux = e.ts.saturating_sub(fr.ts).max(0) as u64;
     }
-    let id_of_return = w.append(&e)?;
+    // A result that refers to the state it was given is stored in full.
+    let spliced = match (&frame, value) {
+        (
+            Some(Frame {
+                callback: Some((_, c)),
+                ..
+            }),
+            Some(v),
+        ) if !exception => c
+            .old_state
+            .as_deref()
+            .and_then(|old| splice_same_state(v, old)),
+        _ => None,
+    };
+    let mut stored: NewEvent<'_> = e;
+    if let Some(bytes) = &spliced {
+        stored.term = Some(bytes);
+    }
+    let id_of_return = w.append(&stored)?;
     if frame.is_some() && elixirscope_metrics::enabled() {
         st.returns.push((e.mfa, e.aux, id_of_return));
     }
@@ -607,19 +664,121 @@ fn ret<'a>(
     let Some(new) = behaviour::new_state(b, &c, v) else {
         return Ok(());
     };
-    let before = c
-        .old_state
-        .as_deref()
-        .or(st.last_state.get(&e.pid).map(Vec::as_slice));
-    let unchanged = before.is_some_and(|old| same_term(old, &new));
+    let (new, flags) = match behaviour::marker(&new) {
+        // The callback returned the very state it was given.
+        Some(Marker::Same) => match c.old_state {
+            Some(old) => {
+                let cut = if is_cut(&old) { TRUNCATED } else { 0 };
+                (old, UNCHANGED | cut)
+            }
+            // Unchanged, but what it was is not known (events were dropped).
+            None => return Ok(()),
+        },
+        Some(Marker::NotCaptured) => {
+            st.last_state.remove(&e.pid);
+            return Ok(());
+        }
+        None => {
+            let before = match &c.old_state {
+                Some(old) => Some(old.as_slice()),
+                None if c.before_unknown => None,
+                None => st.last_state.get(&e.pid).map(|l| l.bytes.as_slice()),
+            };
+            let flags = state_change(before, &new, c.before_unknown);
+            (new, flags)
+        }
+    };
     let mut s = NewEvent::new(e.ts, EventKind::State, e.node, e.pid);
     s.mfa = id;
     s.link = Some(fr.call);
-    s.aux = u64::from(unchanged);
+    s.aux = flags;
     s.term = Some(&new);
     w.append(&s)?;
-    st.last_state.insert(e.pid, new);
+    remember_state(st, ctx, e.pid, new);
     Ok(())
+}
+
+/// The [`state_flags`] of a new state given the one before (if known).
+fn state_change(before: Option<&[u8]>, new: &[u8], before_unknown: bool) -> u64 {
+    let cut = is_cut(new);
+    let mut flags = if cut { TRUNCATED } else { 0 };
+    match before {
+        None if before_unknown => flags |= BEFORE_UNKNOWN,
+        None => {}
+        Some(old) if same_term(old, new) => {
+            flags |= if cut || is_cut(old) {
+                UNSURE
+            } else {
+                UNCHANGED
+            };
+        }
+        Some(_) => {}
+    }
+    flags
+}
+
+/// `container` (a list or tuple) with its `'$es_state'` element replaced by
+/// `state`; `None` if it has no such element.
+fn splice_same_state(container: View<'_>, state: &[u8]) -> Option<Vec<u8>> {
+    let raw = container.raw();
+    let items = container.list().or_else(|| container.tuple())?;
+    for item in items {
+        if item.is_atom(elixirscope_term::cut::SAME_STATE) {
+            let at = item.raw().as_ptr() as usize - raw.as_ptr() as usize;
+            let end = at + item.raw().len();
+            let mut out = Vec::with_capacity(raw.len() + state.len());
+            out.extend_from_slice(&raw[..at]);
+            out.extend_from_slice(state);
+            out.extend_from_slice(&raw[end..]);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// Whether the capture limits cut something in an encoded term (their markers
+/// are atoms starting `$es_`).
+fn is_cut(bytes: &[u8]) -> bool {
+    elixirscope_term::cut::is_cut_bytes(bytes)
+}
+
+fn remember_state(st: &mut State, ctx: &NodeCtx, pid: DictId, bytes: Vec<u8>) {
+    st.last_state.insert(
+        pid,
+        LastState {
+            bytes,
+            dropped_at: ctx.dropped_total,
+        },
+    );
+}
+
+/// What a callback's state argument stands for when the tracer did not write
+/// it out: `'$es_state'` is the process's last recorded state (unless events
+/// were dropped since), `'$es_not_captured'` is unknown. A state written out
+/// in full is remembered as the latest.
+fn resolve_before(st: &mut State, ctx: &NodeCtx, pid: DictId, c: &mut CallbackCall) {
+    let Some(old) = c.old_state.as_deref() else {
+        return;
+    };
+    match behaviour::marker(old) {
+        Some(Marker::Same) => {
+            c.old_state = st
+                .last_state
+                .get(&pid)
+                .filter(|l| l.dropped_at == ctx.dropped_total)
+                .map(|l| l.bytes.clone());
+            c.before_unknown = c.old_state.is_none();
+        }
+        Some(Marker::NotCaptured) => {
+            c.old_state = None;
+            c.before_unknown = true;
+            st.last_state.remove(&pid);
+        }
+        None => {
+            let bytes = old.to_vec();
+            remember_state(st, ctx, pid, bytes);
+        }
+    }
 }
 
 fn same_term(a: &[u8], b: &[u8]) -> bool {

@@ -10,13 +10,14 @@
 
 use crate::capture::{Atoms, Capture, Local, ATOMS, LOCAL};
 use crate::clock::os_monotonic_ns;
-use crate::encode::Walker;
+use crate::encode::{Walker, SAME_STATE};
 use crate::etf;
 use crate::redact::NOT_CAPTURED;
 use crate::ring::Ring;
+use crate::state::{self, Plan};
 use rustler::sys::{
-    enif_get_map_value, enif_get_tuple, enif_hash, enif_term_type, ErlNifEnv, ErlNifHash,
-    ErlNifTermType, ERL_NIF_TERM,
+    enif_get_int64, enif_get_list_cell, enif_get_map_value, enif_get_tuple, enif_hash,
+    enif_term_type, ErlNifEnv, ErlNifHash, ErlNifTermType, ERL_NIF_TERM,
 };
 use std::sync::atomic::Ordering;
 
@@ -144,8 +145,16 @@ pub fn trace(
     });
 }
 
+/// A state callback's event: the process, the state term it carries and how
+/// it was written, to settle once the ring took the event or not.
+struct StateNote {
+    pid: u64,
+    state: Option<(u64, u64)>,
+    plan: Plan,
+}
+
 enum Outcome {
-    Keep,
+    Keep(Option<StateNote>),
     Skip,
     SampledOut,
 }
@@ -157,7 +166,7 @@ fn record(
     cap: &Capture,
     ring: &Ring,
     scratch: &mut Vec<u8>,
-    caches: &mut crate::encode::Caches,
+    caches: &mut crate::cache::Caches,
     tag: ERL_NIF_TERM,
     tracee: ERL_NIF_TERM,
     term: ERL_NIF_TERM,
@@ -166,15 +175,15 @@ fn record(
     let ts = os_monotonic_ns() + cap.clock_offset;
     scratch.clear();
     let limit = ring.capacity() / 2 - crate::ring::HEADER;
-    let mut w = Walker {
+    let mut w = Walker::new(
         env,
-        out: scratch,
+        scratch,
         caches,
-        rules: &cap.settings.rules,
-        redacted: [0; 6],
-        struct_key: a.struct_key,
+        &cap.settings.rules,
+        a.struct_key,
         limit,
-    };
+        cap.settings.limits,
+    );
     let outcome = encode_event(&mut w, a, cap, tag, tracee, term, opts, ts);
     let counters = ring.counters();
     for (i, n) in w.redacted.iter().enumerate() {
@@ -183,17 +192,28 @@ fn record(
             c.store(c.load(Ordering::Relaxed) + *n, Ordering::Relaxed);
         }
     }
-    match outcome {
-        Outcome::Keep if w.overflowed() => {
-            Ring::bump(&counters.dropped);
-        }
-        Outcome::Keep => {
-            ring.push(ts, w.out);
+    if w.cut {
+        Ring::bump(&counters.cut);
+    }
+    let note = match outcome {
+        Outcome::Keep(note) => {
+            let pushed = !w.overflowed() && ring.push(ts, w.out);
+            if !pushed && w.overflowed() {
+                Ring::bump(&counters.dropped);
+            }
+            note.map(|n| (n, pushed))
         }
         Outcome::SampledOut => {
             Ring::bump(&counters.sampled_out);
+            None
         }
-        Outcome::Skip => {}
+        Outcome::Skip => None,
+    };
+    let spent = (os_monotonic_ns() + cap.clock_offset - ts).max(0) as u64;
+    let busy = &counters.busy_ns;
+    busy.store(busy.load(Ordering::Relaxed) + spent, Ordering::Relaxed);
+    if let Some((n, pushed)) = note {
+        cap.tracks.settle(n.pid, n.state, n.plan, pushed, spent);
     }
 }
 
@@ -267,15 +287,21 @@ fn encode_event(
             return Outcome::SampledOut;
         }
         head(w, 5);
+        let mut note = None;
         match elements(env, term) {
             [m, f, args] if is_list(env, *args) => {
                 etf::tuple_header(w.out, 3);
                 w.atom(*m);
                 w.atom(*f);
+                if cap.gen_servers.contains(*m as u64) {
+                    note = plan_call(w, a, cap, tracee, *f, *args);
+                }
                 w.args(*m, *f, *args);
             }
             _ => w.raw(term),
         }
+        etf::integer(w.out, ts);
+        return Outcome::Keep(note);
     } else if tag == a.return_from {
         if !cap.state_modules.is_empty() && !keeps_module(term) && process_sampled_out(cap, tracee)
         {
@@ -283,11 +309,19 @@ fn encode_event(
         }
         head(w, 6);
         w.raw(term);
-        if s.call_values {
-            w.redacted(extra, 0);
-        } else {
+        let mut note = None;
+        if !s.call_values {
             w.literal(NOT_CAPTURED);
+        } else {
+            match elements(env, term) {
+                [m, f, arity] if cap.gen_servers.contains(*m as u64) => {
+                    note = result(w, a, cap, tracee, *f, *arity, extra);
+                }
+                _ => w.redacted(extra, 0),
+            }
         }
+        etf::integer(w.out, ts);
+        return Outcome::Keep(note);
     } else if tag == a.exception_from {
         head(w, 6);
         w.raw(term);
@@ -329,5 +363,100 @@ fn encode_event(
         }
     }
     etf::integer(w.out, ts);
-    Outcome::Keep
+    Outcome::Keep(None)
+}
+
+/// Before a gen_server callback's arguments are written: how to write its
+/// state argument (see `state`), with the walker set up for it.
+fn plan_call(
+    w: &mut Walker<'_>,
+    a: &Atoms,
+    cap: &Capture,
+    tracee: ERL_NIF_TERM,
+    f: ERL_NIF_TERM,
+    args: ERL_NIF_TERM,
+) -> Option<StateNote> {
+    let g = &a.gen_server;
+    let arity = list_prefix(w.env, args, 4);
+    if !g.is_callback(f, arity.len()) {
+        return None;
+    }
+    let pos = g.state_arg(f, arity.len());
+    let state = pos.map(|p| state::identity(w.env, arity[p - 1]));
+    let plan = cap.tracks.on_call(tracee as u64, state);
+    match (plan, pos) {
+        (Plan::Same, Some(p)) => w.same_state_arg = Some(p),
+        (Plan::Skip, Some(p)) => {
+            w.same_state_arg = Some(p);
+            w.same_state_atom = state::NOT_CAPTURED;
+        }
+        (Plan::Encode { shallower: true }, _) => w.limits = w.limits.shallower(),
+        _ => {}
+    }
+    Some(StateNote {
+        pid: tracee as u64,
+        state,
+        plan,
+    })
+}
+
+/// A gen_server callback's result: the new state is written once per change.
+#[allow(clippy::too_many_arguments)]
+fn result(
+    w: &mut Walker<'_>,
+    a: &Atoms,
+    cap: &Capture,
+    tracee: ERL_NIF_TERM,
+    f: ERL_NIF_TERM,
+    arity: ERL_NIF_TERM,
+    value: ERL_NIF_TERM,
+) -> Option<StateNote> {
+    let mut n = 0i64;
+    // SAFETY: valid env and term; n is writable.
+    let arity = if unsafe { enif_get_int64(w.env, arity, &mut n) } != 0 {
+        n as usize
+    } else {
+        usize::MAX
+    };
+    let g = &a.gen_server;
+    let elems = elements(w.env, value);
+    let at = if g.is_callback(f, arity) {
+        g.result_state(f, elems)
+    } else {
+        None
+    };
+    let Some(at) = at else {
+        w.redacted(value, 0);
+        return None;
+    };
+    let state = state::identity(w.env, elems[at]);
+    let plan = cap.tracks.on_result(tracee as u64, state);
+    match plan {
+        Plan::Same => w.result_tuple(elems, at, SAME_STATE),
+        Plan::Skip => w.result_tuple(elems, at, state::NOT_CAPTURED),
+        Plan::Encode { shallower } => {
+            if shallower {
+                w.limits = w.limits.shallower();
+            }
+            w.redacted(value, 0);
+        }
+    }
+    Some(StateNote {
+        pid: tracee as u64,
+        state: Some(state),
+        plan,
+    })
+}
+
+/// The first elements of a list, at most `n + 1` (so a longer list shows as
+/// longer than `n`).
+fn list_prefix(env: *mut ErlNifEnv, mut t: ERL_NIF_TERM, n: usize) -> Vec<ERL_NIF_TERM> {
+    let mut out = Vec::with_capacity(n);
+    let (mut head, mut tail) = (0, 0);
+    // SAFETY: valid env and terms; head and tail are writable.
+    while out.len() <= n && unsafe { enif_get_list_cell(env, t, &mut head, &mut tail) } != 0 {
+        out.push(head);
+        t = tail;
+    }
+    out
 }

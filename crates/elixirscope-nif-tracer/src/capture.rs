@@ -6,9 +6,11 @@
 //! refreshed only when the global generation changes, so the hot path reads no
 //! shared cache line that anyone writes.
 
-use crate::encode::Caches;
+use crate::cache::Caches;
+use crate::limits::Limits;
 use crate::redact::Rules;
 use crate::ring::Ring;
+use crate::state::{GenServerAtoms, Tracks};
 use rustler::sys::{ErlNifPid, ERL_NIF_TERM};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -62,6 +64,8 @@ pub struct Settings {
     /// Argument and result values captured.
     pub call_values: bool,
     pub rules: Rules,
+    /// What payload terms keep.
+    pub limits: Limits,
     /// Bytes per thread ring.
     pub ring_bytes: usize,
     /// Target size of one batch.
@@ -106,6 +110,10 @@ pub struct Capture {
     own: WordSet,
     /// Modules whose callbacks are kept whatever the sampling.
     pub state_modules: WordSet,
+    /// Those of them that are gen_servers (their state is written once per change).
+    pub gen_servers: WordSet,
+    /// Per process: the state last recorded, degradation, cost.
+    pub tracks: Tracks,
     /// Every thread's ring, in registration order.
     pub rings: Mutex<Vec<Arc<Ring>>>,
     pub rings_version: AtomicU64,
@@ -137,6 +145,8 @@ impl Capture {
             clock_offset,
             own: WordSet::default(),
             state_modules: WordSet::default(),
+            gen_servers: WordSet::default(),
+            tracks: Tracks::default(),
             rings: Mutex::new(Vec::new()),
             rings_version: AtomicU64::new(0),
             inflight: AtomicU32::new(0),
@@ -244,6 +254,7 @@ pub struct Atoms {
     pub boot_name: ERL_NIF_TERM,
     pub ok: ERL_NIF_TERM,
     pub undefined: ERL_NIF_TERM,
+    pub gen_server: GenServerAtoms,
 }
 
 pub static ATOMS: std::sync::OnceLock<Atoms> = std::sync::OnceLock::new();

@@ -4,7 +4,9 @@
 use crate::capture::{Capture, Pid, Settings, CURRENT, GENERATION};
 use crate::clock::os_monotonic_ns;
 use crate::drain;
-use crate::redact::{Rule, Rules};
+use crate::limits::Limits;
+use crate::redact::{value_rule, Rule, Rules};
+use crate::state::Level;
 use rustler::sys::{enif_is_process_alive, enif_monotonic_time, ErlNifTimeUnit};
 use rustler::{Atom, Env, LocalPid, Term};
 use std::sync::atomic::Ordering;
@@ -32,6 +34,14 @@ rustler::atoms! {
     own,
     discard_all,
     deliver_only,
+    values,
+    limits,
+    depth,
+    elements,
+    bytes,
+    event_bytes,
+    gen_server,
+    invalid_regex,
 }
 
 static DRAIN: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
@@ -41,15 +51,16 @@ fn get<'a, T: rustler::Decoder<'a>>(opts: Term<'a>, key: Atom) -> Option<T> {
 }
 
 /// Redaction rules from the agent's redaction config (`false` or a map) and
-/// whether call values are captured, as `elixirscope_redact:new/2` reads them.
-fn rules(config: Option<Term<'_>>, call_values: bool) -> Rules {
+/// whether call values are captured, as `elixirscope_redact:new/3` reads them.
+/// A value pattern that does not compile is an error naming it.
+fn rules(config: Option<Term<'_>>, call_values: bool) -> Result<Rules, String> {
     let Some(map) = config.filter(|c| c.is_map()) else {
         // Redaction off: values pass as they are, except that without call
         // values the depth rule still applies (as in the process tracer).
-        return Rules {
+        return Ok(Rules {
             enabled: !call_values,
             ..Rules::default()
-        };
+        });
     };
     let keys: Vec<Vec<u8>> = get::<Vec<rustler::Binary>>(map, keys())
         .unwrap_or_default()
@@ -68,12 +79,34 @@ fn rules(config: Option<Term<'_>>, call_values: bool) -> Rules {
         .into_iter()
         .map(|(m, f, a, p)| (m.as_c_arg() as u64, f.as_c_arg() as u64, a, p))
         .collect();
-    Rules {
+    let mut patterns = Vec::new();
+    for v in get::<Vec<rustler::Binary>>(map, values()).unwrap_or_default() {
+        let text = String::from_utf8_lossy(v.as_slice()).into_owned();
+        patterns.push(value_rule(&text).map_err(|e| format!("{text}: {e}"))?);
+    }
+    Ok(Rules {
         enabled: true,
         keys,
         structs,
         args,
         cards: get::<bool>(map, cards()).unwrap_or(true),
+        values: patterns,
+    })
+}
+
+/// The capture limits from `#{depth, elements, bytes, event_bytes}`.
+fn limits_of(config: Option<Term<'_>>) -> Limits {
+    let d = Limits::default();
+    let Some(map) = config.filter(|c| c.is_map()) else {
+        return d;
+    };
+    Limits {
+        depth: get::<u32>(map, depth()).unwrap_or(d.depth).max(1),
+        elements: get::<usize>(map, elements()).unwrap_or(d.elements).max(1),
+        bytes: get::<usize>(map, bytes()).unwrap_or(d.bytes).max(1),
+        event_bytes: get::<usize>(map, event_bytes())
+            .unwrap_or(d.event_bytes)
+            .max(256),
     }
 }
 
@@ -97,11 +130,21 @@ pub fn start<'a>(env: Env<'a>, tracer: LocalPid, opts: Term<'a>) -> Term<'a> {
         return (error(), already_running()).encode(env);
     }
     let call_values = get::<bool>(opts, call_values()).unwrap_or(true);
+    let rules = match rules(opts.map_get(redact()).ok(), call_values) {
+        Ok(r) => r,
+        Err(why) => return (error(), (invalid_regex(), why)).encode(env),
+    };
+    let limits = limits_of(opts.map_get(limits()).ok());
+    // The ring must hold the largest event the limits allow, twice over.
+    let ring = get::<usize>(opts, ring_bytes())
+        .unwrap_or(4 << 20)
+        .max(4 * limits.event_bytes);
     let settings = Settings {
         sample: get::<u32>(opts, sample()).unwrap_or(1).max(1),
         call_values,
-        rules: rules(opts.map_get(redact()).ok(), call_values),
-        ring_bytes: get::<usize>(opts, ring_bytes()).unwrap_or(4 << 20),
+        rules,
+        limits,
+        ring_bytes: ring,
         batch_bytes: get::<usize>(opts, batch_bytes()).unwrap_or(256 << 10),
         max_inflight: get::<u32>(opts, max_inflight()).unwrap_or(8).max(1),
         max_events: get::<u64>(opts, max_events()),
@@ -245,14 +288,63 @@ pub fn reserve<'a>(env: Env<'a>, n: u64) -> Term<'a> {
     ok().encode(env)
 }
 
-/// `state_modules(Modules)`: callbacks of these modules are kept whatever the
-/// sampling.
+/// `state_modules(Modules)`: callbacks of these modules (atoms, or
+/// `{Module, Behaviour}`) are kept whatever the sampling; the states of
+/// gen_servers are written once per change.
 pub fn state_modules<'a>(env: Env<'a>, modules: Vec<Term<'a>>) -> Term<'a> {
     use rustler::Encoder;
     if let Some(cap) = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        for m in modules.iter().filter(|m| m.is_atom()) {
-            cap.state_modules.insert(m.as_c_arg() as u64);
+        for m in &modules {
+            if m.is_atom() {
+                cap.state_modules.insert(m.as_c_arg() as u64);
+            } else if let Ok((module, behaviour)) = m.decode::<(Term, Term)>() {
+                if module.is_atom() {
+                    cap.state_modules.insert(module.as_c_arg() as u64);
+                    if behaviour == gen_server().to_term(env) {
+                        cap.gen_servers.insert(module.as_c_arg() as u64);
+                    }
+                }
+            }
         }
+    }
+    ok().encode(env)
+}
+
+/// `cost(Top)`: `{ok, BusyNs, [{Pid, Ns, Callbacks, Level}]}` — nanoseconds
+/// the trace callbacks spent recording since the capture started, and the
+/// `Top` processes whose state callbacks cost most since the previous call.
+pub fn cost<'a>(env: Env<'a>, top: usize) -> Term<'a> {
+    use rustler::Encoder;
+    let current = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let Some(cap) = current else {
+        return (error(), not_running()).encode(env);
+    };
+    let busy: u64 = cap
+        .rings()
+        .iter()
+        .map(|r| r.counters().busy_ns.load(Ordering::Relaxed))
+        .sum();
+    let procs: Vec<Term<'a>> = cap
+        .tracks
+        .take_window(top.min(64))
+        .into_iter()
+        .map(|(pid, ns, callbacks, level)| {
+            // SAFETY: the key is the term word of a local pid (an immediate),
+            // valid in any environment.
+            let pid = unsafe { Term::new(env, pid as rustler::sys::ERL_NIF_TERM) };
+            (pid, ns, callbacks, level as u64).encode(env)
+        })
+        .collect();
+    (ok(), busy, procs).encode(env)
+}
+
+/// `degrade(Pid, Level)`: capture less of this process's state from now on
+/// (1 shallower limits, 2 one callback in 16, 3 none); never back up.
+pub fn degrade<'a>(env: Env<'a>, pid: LocalPid, level: u8) -> Term<'a> {
+    use rustler::Encoder;
+    if let Some(cap) = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        let word = pid.encode(env).as_c_arg() as u64;
+        cap.tracks.set_level(word, Level::from_u8(level));
     }
     ok().encode(env)
 }
@@ -292,6 +384,14 @@ fn stats_of<'a>(env: Env<'a>, cap: &Capture) -> Term<'a> {
         (
             "sampled_out",
             sum(&|r| r.counters().sampled_out.load(Ordering::Relaxed)).encode(env),
+        ),
+        (
+            "cut",
+            sum(&|r| r.counters().cut.load(Ordering::Relaxed)).encode(env),
+        ),
+        (
+            "busy_ns",
+            sum(&|r| r.counters().busy_ns.load(Ordering::Relaxed)).encode(env),
         ),
         (
             "forwarded",

@@ -9,8 +9,11 @@
 //! agent's budgets and shipping, the collector, the store — is shared.
 //!
 //! - [`callbacks`] — `enabled/3` and `trace/5`, the hot path.
-//! - [`encode`] and [`etf`] — terms to external term format, with caches.
+//! - [`encode`], [`etf`] and [`cache`] — terms to external term format within
+//!   the capture's [`limits`], with per-thread caches.
 //! - [`redact`] — the redaction rules, applied while encoding.
+//! - [`state`] — gen_server states written once per change; per-process
+//!   degradation and cost for the agent's tracer-cost governor.
 //! - [`ring`] — per-thread single-producer rings.
 //! - [`drain`] — the native thread that empties them.
 //! - [`capture`] — the running capture and each thread's view of it.
@@ -18,6 +21,7 @@
 //!
 //! The Erlang side is `elixirscope_nif_tracer.erl` in the agent.
 
+pub mod cache;
 pub mod callbacks;
 pub mod capture;
 pub mod clock;
@@ -25,8 +29,10 @@ pub mod control;
 pub mod drain;
 pub mod encode;
 pub mod etf;
+pub mod limits;
 pub mod redact;
 pub mod ring;
+pub mod state;
 
 use capture::{Atoms, ATOMS};
 use rustler::{Env, LocalPid, Term};
@@ -135,6 +141,16 @@ fn stats(env: Env<'_>) -> Term<'_> {
     control::stats(env)
 }
 
+#[rustler::nif]
+fn cost(env: Env<'_>, top: usize) -> Term<'_> {
+    control::cost(env, top)
+}
+
+#[rustler::nif]
+fn degrade(env: Env<'_>, pid: LocalPid, level: u8) -> Term<'_> {
+    control::degrade(env, pid, level)
+}
+
 fn load(env: Env, _info: Term) -> bool {
     let atom = |name: &str| {
         rustler::Atom::from_str(env, name)
@@ -162,6 +178,19 @@ fn load(env: Env, _info: Term) -> bool {
         boot_name: atom("elixirscope_boot"),
         ok: atom("ok"),
         undefined: atom("undefined"),
+        gen_server: state::GenServerAtoms {
+            init: atom("init"),
+            handle_call: atom("handle_call"),
+            handle_cast: atom("handle_cast"),
+            handle_info: atom("handle_info"),
+            handle_continue: atom("handle_continue"),
+            code_change: atom("code_change"),
+            terminate: atom("terminate"),
+            reply: atom("reply"),
+            noreply: atom("noreply"),
+            ok: atom("ok"),
+            stop: atom("stop"),
+        },
     };
     // Atom words are the same for the node's life: a reload finds them equal.
     let _ = ATOMS.set(atoms);

@@ -2,8 +2,9 @@
 //! secret is ever written to a ring. The rules and their results are the same
 //! as the process tracer's (`elixirscope_redact.erl`): a value is replaced by
 //! `"[REDACTED]"` when it sits under a secret-looking key, in a field of a listed
-//! struct, at a listed argument position, looks like a card number, or is nested
-//! deeper than 64 levels.
+//! struct, at a listed argument position, looks like a card number, matches one
+//! of the capture's value patterns (`--redact-value`: binaries, strings written
+//! as lists of bytes, and atoms), or is nested deeper than 64 levels.
 
 /// Which rule replaced a value (index into the per-ring counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,8 @@ impl Rule {
     }
 }
 
+use regex::bytes::Regex;
+
 /// What replaces a redacted value.
 pub const MARK: &[u8] = b"[REDACTED]";
 /// What replaces results when call values are not captured.
@@ -60,6 +63,18 @@ pub struct Rules {
     pub args: Vec<(u64, u64, usize, Vec<usize>)>,
     /// Card-number detection.
     pub cards: bool,
+    /// Value patterns (`--redact-value`), compiled once per capture.
+    pub values: Vec<Regex>,
+}
+
+/// Compiles a value pattern as the capture uses it: on bytes, with Unicode
+/// classes off (as Erlang's `re` matches a binary), and a bounded program size.
+pub fn value_rule(pattern: &str) -> Result<Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .build()
 }
 
 impl Rules {
@@ -77,6 +92,11 @@ impl Rules {
         self.keys
             .iter()
             .any(|k| !k.is_empty() && lower.windows(k.len()).any(|w| w == &k[..]))
+    }
+
+    /// Whether some bytes match a value pattern.
+    pub fn secret_value(&self, bytes: &[u8]) -> bool {
+        self.values.iter().any(|re| re.is_match(bytes))
     }
 
     /// Listed argument positions of `m:f/arity`.
@@ -160,6 +180,19 @@ mod tests {
         assert!(!looks_like_card(b"4111111111111112"));
         assert!(!looks_like_card(b"411111111111"));
         assert!(!looks_like_card(b"4111x111111111111"));
+    }
+
+    #[test]
+    fn value_patterns_match_bytes_anywhere_and_bad_ones_are_refused() {
+        let r = Rules {
+            enabled: true,
+            values: vec![value_rule("sk_live_[0-9a-z]+").unwrap()],
+            ..Default::default()
+        };
+        assert!(r.secret_value(b"key sk_live_abc123 here"));
+        assert!(!r.secret_value(b"sk_test_abc"));
+        assert!(r.secret_value(b"\xff\xfe sk_live_1"));
+        assert!(value_rule("(unclosed").is_err());
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct ProducerSide {
     pub dropped: AtomicU64,
     pub recorded: AtomicU64,
     pub sampled_out: AtomicU64,
+    /// Events in which the capture limits cut something.
+    pub cut: AtomicU64,
+    /// Nanoseconds the trace callbacks of this thread spent recording.
+    pub busy_ns: AtomicU64,
     /// Values redacted, per rule (see `redact::Rule`).
     pub redacted: [AtomicU64; 6],
 }
@@ -63,6 +67,8 @@ impl Ring {
                 dropped: AtomicU64::new(0),
                 recorded: AtomicU64::new(0),
                 sampled_out: AtomicU64::new(0),
+                cut: AtomicU64::new(0),
+                busy_ns: AtomicU64::new(0),
                 redacted: Default::default(),
             }),
             tail: Padded(AtomicUsize::new(0)),

@@ -1,6 +1,7 @@
 //! Events described for people and for JSON: pids, names, MFAs, Elixir terms.
 
 use crate::{Cursor, Session};
+use elixirscope_store::model::state_flags;
 use elixirscope_store::{Event, EventKind};
 use serde::Serialize;
 
@@ -40,6 +41,10 @@ pub struct EventInfo {
     pub depth: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// The capture limits cut a term of this event (its text says where and
+    /// how much, as `… N more`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
     /// One-line description.
     pub summary: String,
 }
@@ -157,8 +162,16 @@ impl Session {
                 format!("{} raised {} after {}", m(), t(), duration(e.aux))
             }
             EventKind::State => {
-                if e.aux == 1 {
+                if e.aux & state_flags::UNCHANGED != 0 {
                     format!("state unchanged by {}: {}", m(), t())
+                } else if e.aux & state_flags::UNSURE != 0 {
+                    format!("state after {} (unchanged as far as kept): {}", m(), t())
+                } else if e.aux & state_flags::BEFORE_UNKNOWN != 0 {
+                    format!(
+                        "state after {} (the state before was not recorded): {}",
+                        m(),
+                        t()
+                    )
                 } else {
                     format!("state after {}: {}", m(), t())
                 }
@@ -178,7 +191,24 @@ impl Session {
             EventKind::CaptureStart => format!("capture started: {}", t()),
             EventKind::CaptureStop => format!("capture stopped: {}", t()),
             EventKind::ModuleLoad => format!("module loaded: {}", t()),
+            EventKind::Degrade => format!(
+                "state capture degraded to level {}: {}",
+                e.aux,
+                e.term
+                    .and_then(|b| self.term(b))
+                    .and_then(|t| match t {
+                        elixirscope_term::Term::Binary(b) => {
+                            Some(String::from_utf8_lossy(&b).into_owned())
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_else(t)
+            ),
         };
+        let truncated = [e.term, e.term2]
+            .iter()
+            .flatten()
+            .any(|b| elixirscope_term::cut::is_cut_bytes(b));
         EventInfo {
             id: e.id,
             at: self.relative(e.ts),
@@ -207,6 +237,7 @@ impl Session {
             duration_ns,
             depth,
             count,
+            truncated,
             summary,
         }
     }

@@ -8,6 +8,7 @@
 //! whatever the session size.
 
 use crate::{Cursor, Session};
+use elixirscope_store::model::state_flags;
 use elixirscope_store::{DictId, EventId, EventKind};
 use elixirscope_term::diff::{diff, path_to_string};
 use elixirscope_term::{inspect, Term};
@@ -72,6 +73,19 @@ pub struct StateAt {
     /// The newest of those (at most five), newest first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unchanged_since: Vec<Change>,
+    /// The capture limits cut the state shown (it says where, as `… N more`);
+    /// the diff covers what was kept.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// How sure the change is, when it is not certain: the kept parts are
+    /// equal but the cut part may have changed, or the state before was not
+    /// recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_note: Option<String>,
+    /// The capture of this process's state was degraded before this moment
+    /// (to protect the node): what the newest step said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 /// How far back to look for the change behind a run of unchanged callbacks.
@@ -83,8 +97,9 @@ struct Found {
     kind: EventKind,
     mfa: DictId,
     link: Option<EventId>,
-    /// 1 when the callback left the state as it was.
+    /// The callback left the state as it was.
     unchanged: bool,
+    flags: u64,
     term: Vec<u8>,
 }
 
@@ -116,7 +131,8 @@ impl Session {
                 kind: e.kind,
                 mfa: e.mfa,
                 link: e.link,
-                unchanged: e.kind == EventKind::State && e.aux == 1,
+                unchanged: e.kind == EventKind::State && e.aux & state_flags::UNCHANGED != 0,
+                flags: if e.kind == EventKind::State { e.aux } else { 0 },
                 term: e.term.unwrap_or_default().to_vec(),
             }) else {
                 continue;
@@ -168,7 +184,32 @@ impl Session {
                 .take(5)
                 .map(|f| self.change(f))
                 .collect(),
+            truncated: current.is_some_and(|f| {
+                f.flags & state_flags::TRUNCATED != 0 || elixirscope_term::cut::is_cut_bytes(&f.term)
+            }),
+            change_note: change.and_then(|f| {
+                if f.flags & state_flags::UNSURE != 0 {
+                    Some("equal to the state before as far as both were kept; the part the capture limits cut may have changed".into())
+                } else if f.flags & state_flags::BEFORE_UNKNOWN != 0 {
+                    Some("the state before this callback was not recorded (events were dropped), so what changed is not known".into())
+                } else {
+                    None
+                }
+            }),
+            degraded: self.degraded_before(pid, at),
         }
+    }
+
+    /// What the newest degradation of `pid`'s state capture at or before
+    /// `at` said.
+    fn degraded_before(&self, pid: DictId, at: &Cursor) -> Option<String> {
+        let mut newest = None;
+        self.scan_kinds(&[EventKind::Degrade], |e| {
+            if e.pid == pid && at.includes(e.ts, e.id) {
+                newest = Some(self.describe(e, None).summary);
+            }
+        });
+        newest
     }
 
     fn change(&self, f: &Found) -> Change {

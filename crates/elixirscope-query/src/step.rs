@@ -51,7 +51,9 @@ impl Session {
     /// The next (or previous) event strictly after (before) `at` where the
     /// behaviour state of `pid` changed.
     pub fn step_to_change(&self, pid: DictId, at: &Cursor, forward: bool) -> Option<EventInfo> {
-        let changed = |e: &Event<'_>| e.pid == pid && e.aux != 1;
+        let changed = |e: &Event<'_>| {
+            e.pid == pid && e.aux & elixirscope_store::model::state_flags::UNCHANGED == 0
+        };
         let mut found = None;
         if forward {
             let f = EventFilter {

@@ -175,7 +175,7 @@ impl Session {
             Spawn | Link | Unlink | Register | Unregister | Monitor | Demonitor | ProcessInfo => {
                 class::LIFECYCLE
             }
-            CaptureStart | CaptureStop | ModuleLoad => class::CAPTURE,
+            CaptureStart | CaptureStop | ModuleLoad | Degrade => class::CAPTURE,
         }
     }
 

@@ -83,7 +83,8 @@ event_kinds! {
     /// `aux` = duration in ns.
     Exception = 12, "exception";
     /// `pid`'s behaviour state after callback `mfa`: `term` = new state;
-    /// `link` → the callback's call event; `aux` = 1 if the state did not change.
+    /// `link` → the callback's call event; `aux` holds [`state_flags`]
+    /// (1 = the state did not change).
     State = 13, "state";
     /// `pid` started monitoring `peer` (or the name in `term2`).
     Monitor = 14, "monitor";
@@ -104,6 +105,25 @@ event_kinds! {
     CaptureStop = 21, "capture_stop";
     /// A module was loaded during capture; `term` = module name.
     ModuleLoad = 22, "module_load";
+    /// The capture of `pid`'s state was degraded to protect the node: `aux` =
+    /// level (1 shallower limits, 2 one callback in 16, 3 not captured),
+    /// `term` = why (a binary).
+    Degrade = 23, "degrade";
+}
+
+/// Bits of a `state` event's `aux`.
+pub mod state_flags {
+    /// The state did not change: the callback returned the very term it was
+    /// given, or before and after are equal and neither was cut.
+    pub const UNCHANGED: u64 = 1;
+    /// Before and after are equal as far as they were kept, but the capture
+    /// limits cut them: what was cut may have changed.
+    pub const UNSURE: u64 = 2;
+    /// The capture limits cut this state (markers say what and how much).
+    pub const TRUNCATED: u64 = 4;
+    /// The state before the callback was not recorded (events were dropped),
+    /// so whether it changed is not known.
+    pub const BEFORE_UNKNOWN: u64 = 8;
 }
 
 impl EventKind {
@@ -124,6 +144,7 @@ impl EventKind {
                 | EventKind::CaptureStart
                 | EventKind::CaptureStop
                 | EventKind::ProcessInfo
+                | EventKind::Degrade
         )
     }
 }

@@ -8,8 +8,10 @@
 //!   unbounded allocation, plus a zero-copy [`view`] used on the ingest hot path;
 //! - printing terms the way Elixir's `inspect` prints them ([`inspect`]) and a
 //!   structural [`diff`] between two terms;
-//! - module/function/arity patterns in Elixir or Erlang syntax ([`mfa_pattern`]).
+//! - module/function/arity patterns in Elixir or Erlang syntax ([`mfa_pattern`]);
+//! - the markers the capture limits leave in payload terms ([`cut`]).
 
+pub mod cut;
 pub mod diff;
 pub mod etf;
 pub mod inspect;

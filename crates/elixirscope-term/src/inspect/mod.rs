@@ -46,6 +46,7 @@ mod atoms;
 mod binaries;
 mod calendar;
 mod collections;
+mod cut;
 mod escape;
 mod identifiers;
 mod numbers;
@@ -127,6 +128,49 @@ pub(crate) fn is_identifier_atom(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_the_capture_limits_cut_is_said_where_it_was() {
+        let more = |n| Term::Tuple(vec![Term::atom("$es_more"), Term::Integer(n)]);
+        let show = |t: &Term| inspect(t, &InspectOptions::default());
+        let l = Term::list(vec![Term::Integer(1), Term::Integer(2), more(87530)]);
+        assert_eq!(show(&l), "[1, 2, … 87530 more]");
+        let kw = Term::list(vec![
+            Term::Tuple(vec![Term::atom("a"), Term::Integer(1)]),
+            more(3),
+        ]);
+        assert_eq!(show(&kw), "[a: 1, … 3 more]");
+        let m = Term::Map(vec![
+            (Term::atom("$es_more"), Term::Integer(5)),
+            (Term::atom("a"), Term::Integer(1)),
+        ]);
+        assert_eq!(show(&m), "%{a: 1, … 5 more}");
+        let only = Term::Map(vec![(Term::atom("$es_more"), Term::Integer(5))]);
+        assert_eq!(show(&only), "%{… 5 more}");
+        let t = Term::Tuple(vec![Term::Integer(1), more(2)]);
+        assert_eq!(show(&t), "{1, … 2 more}");
+        let rest = Term::list(vec![Term::Tuple(vec![
+            Term::atom("$es_more"),
+            Term::Integer(1000),
+            Term::atom("at_least"),
+        ])]);
+        assert_eq!(show(&rest), "[… 1000+ more]");
+        let b = Term::Tuple(vec![
+            Term::atom("$es_bin"),
+            Term::Binary("ab\u{e9}".as_bytes()[..3].to_vec()),
+            Term::Integer(1000),
+        ]);
+        assert_eq!(show(&b), "\"ab\" <> … 998 more bytes");
+        let s = Term::Map(vec![
+            (Term::atom("__struct__"), Term::atom("Elixir.MyApp.User")),
+            (Term::atom("$es_more"), Term::Integer(4)),
+        ]);
+        assert_eq!(show(&s), "%MyApp.User{… 4 more}");
+        assert_eq!(show(&Term::atom("$es_state")), "#State<as before>");
+        assert_eq!(show(&Term::atom("$es_cut")), "…");
+        let chars = Term::list(vec![Term::Integer(104), Term::Integer(105), more(7)]);
+        assert_eq!(show(&chars), "'hi' ++ [… 7 more]");
+    }
 
     #[test]
     fn limits() {

@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 
 use super::atoms::atom_literal;
 use super::collections::flatten_list;
+use super::cut::{marker_atom, trailing_more};
 use super::numbers::{bigint_to_decimal, format_float};
 use super::InspectOptions;
+use crate::cut;
 use crate::Term;
 
 #[derive(Clone, Copy)]
@@ -38,7 +40,10 @@ pub(super) struct Printer<'a> {
 impl Printer<'_> {
     pub(super) fn term(&mut self, t: &Term, ctx: Ctx) {
         match t {
-            Term::Atom(a) => atom_literal(a, &mut self.out),
+            Term::Atom(a) => match marker_atom(a) {
+                Some(text) => self.out.push_str(text),
+                None => atom_literal(a, &mut self.out),
+            },
             Term::Integer(i) => {
                 let _ = write!(self.out, "{i}");
             }
@@ -48,12 +53,26 @@ impl Printer<'_> {
             Term::BitBinary { bytes, bits } => self.bitstring(bytes, Some(*bits), ctx),
             Term::List { .. } => {
                 let (items, tail) = flatten_list(t);
-                self.list(&items, tail, ctx);
+                match (tail, trailing_more(&items)) {
+                    (None, Some((n, exact))) => {
+                        self.cut_list(&items[..items.len() - 1], n, exact, ctx)
+                    }
+                    _ => self.list(&items, tail, ctx),
+                }
             }
             Term::Tuple(items) => {
-                self.container("{", items, "}", ctx, |p, item, c| p.term(item, c));
+                if let Some((n, exact)) = cut::more(t) {
+                    self.more(n, exact);
+                } else if let Some((prefix, total)) = cut::cut_binary(t) {
+                    self.cut_binary(prefix, total, ctx);
+                } else {
+                    self.container("{", items, "}", ctx, |p, item, c| p.term(item, c));
+                }
             }
-            Term::Map(entries) => self.map(entries, ctx),
+            Term::Map(entries) => match cut::map_more(entries) {
+                Some(n) => self.cut_map(entries, n, ctx),
+                None => self.map(entries, ctx),
+            },
             Term::Pid(pid) => self.pid(pid),
             Term::Port(port) => self.port(port),
             Term::Reference(r) => self.reference(r),
