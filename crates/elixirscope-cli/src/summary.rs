@@ -140,6 +140,23 @@ pub fn overview_text(o: &Overview) -> String {
             .collect();
         out.push_str(&format!("  redacted on the node: {}\n", r.join(", ")));
     }
+    if o.cut_events > 0 {
+        out.push_str(&format!(
+            "  cut by the capture limits: {} events (their terms say \"… N more\" where)\n",
+            o.cut_events
+        ));
+    }
+    for d in &o.degraded {
+        out.push_str(&format!(
+            "  state capture degraded at {} (event #{}): {} {} to level {}: {}\n",
+            d.at,
+            d.event,
+            d.pid,
+            d.name.as_deref().unwrap_or(""),
+            d.level,
+            d.why
+        ));
+    }
     if o.trips.is_empty() {
         out.push_str("  trips: none\n");
     }
@@ -188,7 +205,11 @@ pub fn state_text(s: &StateAt) -> String {
             out.push_str(&format!("same as the state before it: {prev}\n"))
         }
         Some(_) => {
-            out.push_str("what it changed:\n");
+            out.push_str(if s.truncated {
+                "what it changed (in the part the capture limits kept):\n"
+            } else {
+                "what it changed:\n"
+            });
             for d in &s.diff {
                 let path = if d.path.is_empty() {
                     "(whole state)"
@@ -203,6 +224,15 @@ pub fn state_text(s: &StateAt) -> String {
             }
         }
         None => out.push_str("(first recorded state)\n"),
+    }
+    if let Some(note) = &s.change_note {
+        out.push_str(&format!("  note: {note}\n"));
+    }
+    if s.truncated {
+        out.push_str("  (cut by the capture limits where it says \"… N more\"; raise --max-term-elements, --max-term-depth, --max-term-bytes or --max-event-bytes to keep more)\n");
+    }
+    if let Some(d) = &s.degraded {
+        out.push_str(&format!("  {d}\n"));
     }
     if let Some(last) = s.unchanged_since.first() {
         out.push_str(&format!(

@@ -192,8 +192,15 @@ impl Ingestor {
 }
 
 impl Ingestor {
-    /// Keeps the agent's per-rule redaction counts (they only grow).
+    /// Keeps the agent's per-rule redaction counts and how many events the
+    /// capture limits cut (they only grow).
     fn note_redactions(&mut self, report: &Term) {
+        if let Some(n) = report
+            .map_get(&Term::atom("cut_events"))
+            .and_then(|n| n.as_i64())
+        {
+            self.meta.cut_events = self.meta.cut_events.max(n.max(0) as u64);
+        }
         if let Some(Term::Map(counts)) = report.map_get(&Term::atom("redactions")) {
             for (rule, n) in counts {
                 if let (Some(rule), Some(n)) = (rule.as_atom(), n.as_i64()) {

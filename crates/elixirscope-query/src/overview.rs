@@ -66,8 +66,51 @@ pub struct Overview {
     pub redaction: bool,
     /// Values redacted per rule.
     pub redactions: BTreeMap<String, u64>,
+    /// Events in which the capture limits cut a term.
+    pub cut_events: u64,
+    /// Steps that degraded the capture of a process's state, oldest first.
+    pub degraded: Vec<Degradation>,
     pub trips: Vec<Trip>,
     pub problems: Vec<String>,
+}
+
+/// One step that degraded the capture of a process's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Degradation {
+    pub event: u64,
+    pub at: String,
+    pub pid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// 1 shallower limits, 2 one callback in 16, 3 not captured.
+    pub level: u64,
+    pub why: String,
+}
+
+impl Session {
+    /// Every degradation step of the session, oldest first.
+    pub fn degradations(&self) -> Vec<Degradation> {
+        let mut out = Vec::new();
+        self.scan_kinds(&[EventKind::Degrade], |e| {
+            let why = e
+                .term
+                .and_then(|t| self.term(t))
+                .map(|t| match t {
+                    elixirscope_term::Term::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
+                    other => elixirscope_term::inspect(&other, &self.inspect_options()),
+                })
+                .unwrap_or_default();
+            out.push(Degradation {
+                event: e.id,
+                at: self.relative(e.ts),
+                pid: self.pid_text(e.pid),
+                name: self.any_name(e.pid),
+                level: e.aux,
+                why,
+            });
+        });
+        out
+    }
 }
 
 /// Whether an exit reason is not a crash: `normal`, `shutdown`, `{shutdown, _}`,
@@ -187,6 +230,8 @@ impl Session {
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false),
             redactions: meta.redactions.clone(),
+            cut_events: meta.cut_events,
+            degraded: self.degradations(),
             trips: meta.trips.clone(),
             problems: self.problems(),
         }

@@ -127,6 +127,9 @@ pub struct SessionMeta {
     /// Values redacted on the node, per rule (never the values themselves).
     #[serde(default)]
     pub redactions: BTreeMap<String, u64>,
+    /// Events in which the capture limits cut a term (the terms say where).
+    #[serde(default)]
+    pub cut_events: u64,
     /// Stored events per kind.
     pub counts: BTreeMap<String, u64>,
     pub events: u64,
@@ -152,6 +155,7 @@ impl SessionMeta {
             trips: Vec::new(),
             dropped: 0,
             redactions: BTreeMap::new(),
+            cut_events: 0,
             counts: BTreeMap::new(),
             events: 0,
             bytes: 0,
