@@ -10,7 +10,7 @@
 %% Tracing applies to processes created after it is set up (the driver and
 %% everything it spawns), with the same flags and match specs for every tracer.
 -module(bench_work).
--export([run/3, tiny/1, frames/3]).
+-export([run/3, tiny/1, frames/3, big_start/1, big_clients/4, big_stop/0]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 -define(WORKERS, 100).
@@ -77,13 +77,85 @@ client(Servers, N, C) ->
     end,
     client(Servers, N - 1, C).
 
+init({big, Entries}) ->
+    Map = maps:from_list([{I, #{id => I, name => <<"user-", (integer_to_binary(I))/binary>>,
+                                payload => binary:copy(<<"x">>, 120)}}
+                          || I <- lists:seq(1, Entries)]),
+    {ok, #{entries => Map, version => 0}};
 init(I) -> {ok, #{id => I, total => 0, calls => 0, last => []}}.
 
+handle_call({get, K}, _From, S = #{entries := M}) ->
+    {reply, maps:get(K, M, undefined), S};
+handle_call({put, K, V}, _From, S = #{entries := M, version := N}) ->
+    {reply, ok, S#{entries := M#{K => V}, version := N + 1}};
 handle_call({add, C, N}, _From, S = #{total := T, calls := K}) ->
     {reply, {ok, T + N}, S#{total := T + N, calls := K + 1, last := [C]}}.
 
 handle_cast({note, N}, S = #{last := L}) ->
     {noreply, S#{last := lists:sublist([N | L], 4)}}.
+
+%% ---- large state -------------------------------------------------------------
+
+%% A gen_server registered as bench_big whose state holds Entries entries of
+%% about 250 bytes (200,000 entries: about 50 MB of heap). Returns its heap in
+%% bytes.
+big_start(Entries) ->
+    big_stop(),
+    {ok, Pid} = gen_server:start({local, bench_big}, ?MODULE, {big, Entries}, []),
+    {total_heap_size, W} = erlang:process_info(Pid, total_heap_size),
+    W * erlang:system_info(wordsize).
+
+big_stop() ->
+    case whereis(bench_big) of
+        undefined -> ok;
+        Pid ->
+            Mon = erlang:monitor(process, Pid),
+            exit(Pid, kill),
+            receive {'DOWN', Mon, process, Pid, _} -> ok end
+    end.
+
+%% Clients call bench_big for Millis ms, each pausing PauseMs between calls
+%% (one call in ten writes, the others read), under Tracing (none, or dbg's
+%% counting process tracer on the server's callbacks and messages). Returns
+%% {Calls, P50Ns, P99Ns, CpuMicros}: call latency as the clients saw it and
+%% the node's CPU time meanwhile.
+big_clients(Clients, Millis, PauseMs, Tracing) ->
+    Stop = big_tracing(Tracing),
+    Parent = self(),
+    Cpu0 = cpu(),
+    Deadline = erlang:monotonic_time(millisecond) + Millis,
+    Pids = [spawn_link(fun() -> Parent ! {lat, self(), big_client(C, 0, Deadline, PauseMs, [])} end)
+            || C <- lists:seq(1, Clients)],
+    Lat = lists:sort(lists:append([receive {lat, P, L} -> L end || P <- Pids])),
+    CpuMicros = (cpu() - Cpu0) * 1000,
+    _ = Stop(),
+    N = length(Lat),
+    Pct = fun(_, 0) -> 0; (Q, Len) -> lists:nth(max(1, min(Len, round(Q * Len))), Lat) end,
+    {N, Pct(0.5, N), Pct(0.99, N), CpuMicros}.
+
+big_client(C, I, Deadline, PauseMs, Acc) ->
+    case erlang:monotonic_time(millisecond) >= Deadline of
+        true -> Acc;
+        false ->
+            K = 1 + erlang:phash2({C, I}, 200000),
+            Req = case I rem 10 of
+                      0 -> {put, K, #{id => K, name => <<"v">>, payload => <<"y">>}};
+                      _ -> {get, K}
+                  end,
+            T0 = erlang:monotonic_time(nanosecond),
+            _ = gen_server:call(bench_big, Req, infinity),
+            T = erlang:monotonic_time(nanosecond) - T0,
+            receive after PauseMs -> ok end,
+            big_client(C, I + 1, Deadline, PauseMs, [T | Acc])
+    end.
+
+big_tracing(none) -> fun() -> 0 end;
+big_tracing(dbg_process) ->
+    Counter = counters:new(1, []),
+    {ok, _} = dbg:tracer(process, {counting(Counter), 0}),
+    [{ok, _} = dbg:tpl(?MODULE, F, A, match_spec()) || {F, A} <- [{handle_call, 3}]],
+    {ok, _} = dbg:p(whereis(bench_big), [send, 'receive', call]),
+    fun() -> dbg_stop(Counter) end.
 
 %% ---- tracing set-ups ---------------------------------------------------------
 

@@ -18,6 +18,7 @@
 //! it).
 
 mod ingest;
+mod large_state;
 mod node;
 mod recorder;
 mod report;
@@ -39,6 +40,8 @@ pub struct Args {
     /// Size of the generated session for the web UI figures (0 skips them).
     pub ui_events: u64,
     pub ui_only: bool,
+    /// Only the large-state workload.
+    pub large_state_only: bool,
 }
 
 fn parse_args() -> Args {
@@ -51,6 +54,7 @@ fn parse_args() -> Args {
         ingest_only: false,
         ui_events: 1_000_000,
         ui_only: false,
+        large_state_only: false,
     };
     let mut it = std::env::args().skip(1);
     let num = |v: Option<String>, what: &str| -> f64 {
@@ -69,6 +73,7 @@ fn parse_args() -> Args {
             "--ingest-only" => a.ingest_only = true,
             "--ui-events" => a.ui_events = num(it.next(), "--ui-events") as u64,
             "--ui-only" => a.ui_only = true,
+            "--large-state-only" => a.large_state_only = true,
             "-h" | "--help" => {
                 println!(
                     "usage: elixirscope-bench [--rounds R] [--scale F] [--store-events N] [--write FILE]\n\
@@ -79,7 +84,8 @@ fn parse_args() -> Args {
                      --frames FILE     keep the recorded frames in FILE, or reuse them if it exists\n\
                      --ingest-only     only measure the collector's ingest (with --frames FILE)\n\
                      --ui-events N     size of the generated session for the web UI figures (default 1 M; 0 skips)\n\
-                     --ui-only         only measure the web UI (API per zoom level, first paint in Chromium)"
+                     --ui-only         only measure the web UI (API per zoom level, first paint in Chromium)\n\
+                     --large-state-only  only the large-state workload (a 50 MB GenServer state under client calls)"
                 );
                 std::process::exit(0);
             }
@@ -261,6 +267,12 @@ fn main() {
         "benchmark: node {}, {} rounds, scale {}",
         node.name, args.rounds, args.scale
     );
+    if args.large_state_only {
+        let r = large_state::run(&bin, home.path(), &node, args.rounds);
+        let (text, ratio) = large_state::render(&r);
+        println!("{text}\nNIF p50 with --state / without: {ratio:.2}×");
+        return;
+    }
     let mut results: Vec<Vec<Vec<Sample>>> =
         vec![vec![Vec::new(); Variant::ALL.len()]; WORKLOADS.len()];
     // Warm-up: load code, grow heaps.
@@ -320,6 +332,8 @@ fn main() {
         }
     }
 
+    let large = large_state::run(&bin, home.path(), &node, args.rounds);
+
     let frames_file = args
         .frames
         .as_deref()
@@ -346,6 +360,7 @@ fn main() {
         results: &results,
         ingest: &ingest,
         store: store.as_ref(),
+        large: Some(&large),
     });
     println!("{text}");
     let ui_text = (args.ui_events > 0).then(|| run_ui(&bin, args.ui_events));

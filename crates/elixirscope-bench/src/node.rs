@@ -36,6 +36,15 @@ pub struct Run {
     pub cpu_micros: f64,
 }
 
+/// What the large-state clients saw.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BigRun {
+    pub calls: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub cpu_micros: u64,
+}
+
 /// How the workload is traced inside the node.
 pub enum InNode<'a> {
     Untraced,
@@ -170,6 +179,40 @@ impl Node {
             ],
         );
         r.as_i64().unwrap_or(0).max(0) as u64
+    }
+
+    /// Starts the large-state server (`bench_work:big_start/1`); its heap in bytes.
+    pub fn big_start(&self, entries: u64) -> u64 {
+        let r = self.call("big_start", vec![Term::Integer(entries as i64)]);
+        r.as_i64().unwrap_or(0).max(0) as u64
+    }
+
+    pub fn big_stop(&self) {
+        self.call("big_stop", vec![]);
+    }
+
+    /// Clients call the large-state server for `millis` (see
+    /// `bench_work:big_clients/4`), untraced or under dbg's process tracer.
+    pub fn big_clients(&self, clients: u64, millis: u64, pause_ms: u64, dbg: bool) -> BigRun {
+        let r = self.call(
+            "big_clients",
+            vec![
+                Term::Integer(clients as i64),
+                Term::Integer(millis as i64),
+                Term::Integer(pause_ms as i64),
+                Term::atom(if dbg { "dbg_process" } else { "none" }),
+            ],
+        );
+        let n = |t: &Term| t.as_i64().unwrap_or(0).max(0) as u64;
+        match r.as_tuple() {
+            Some([calls, p50, p99, cpu]) => BigRun {
+                calls: n(calls),
+                p50_ns: n(p50),
+                p99_ns: n(p99),
+                cpu_micros: n(cpu),
+            },
+            _ => panic!("bench_work:big_clients returned {r:?}"),
+        }
     }
 
     pub fn otp_release(&self) -> String {

@@ -45,7 +45,7 @@ fn workload_args(workload: &str) -> &'static [&'static str] {
 
 /// Budgets out of the way: every variant records everything (the process
 /// tracer's mailbox may grow rather than trip).
-const BIG_BUDGETS: [&str; 12] = [
+const BIG_BUDGETS: [&str; 14] = [
     "--max-events",
     "1000000000",
     "--max-rate",
@@ -58,6 +58,8 @@ const BIG_BUDGETS: [&str; 12] = [
     "1000000",
     "--max-tracer-memory",
     "4GB",
+    "--max-tracer-cpu",
+    "100%",
 ];
 
 /// Events stored so far, from the last block summary (cheap enough to poll).

@@ -254,6 +254,8 @@ fn full_rings_drop_and_count_while_the_node_keeps_answering() {
             "100GB",
             "--max-backlog",
             "100000000",
+            "--max-tracer-cpu",
+            "100%",
             "--lease",
             "120s",
         ])

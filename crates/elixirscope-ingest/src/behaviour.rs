@@ -45,6 +45,8 @@ pub struct CallbackCall {
     /// The state before could not be known (events were dropped, or the
     /// capture of this process's state is degraded).
     pub before_unknown: bool,
+    /// Where the state is among the arguments (0-based; gen_server only).
+    pub state_arg: Option<usize>,
 }
 
 /// What a tracer wrote instead of a state.
@@ -137,6 +139,10 @@ fn atom_bytes(name: &str) -> Vec<u8> {
 pub fn on_call(b: Behaviour, function: &str, args: View<'_>) -> Option<CallbackCall> {
     let a: Vec<View<'_>> = args.list()?.collect();
     let call = |old: Option<&View<'_>>, key| CallbackCall {
+        state_arg: old.and_then(|s| {
+            a.iter()
+                .position(|x| std::ptr::eq(x.raw().as_ptr(), s.raw().as_ptr()))
+        }),
         old_state: old.map(|s| s.raw().to_vec()),
         state_name: None,
         message_key: key,
@@ -162,6 +168,7 @@ pub fn on_call(b: Behaviour, function: &str, args: View<'_>) -> Option<CallbackC
                 state_name: Some(state.raw().to_vec()),
                 message_key: event_key(*t, *content),
                 before_unknown: false,
+                state_arg: None,
             })
         }
         (Behaviour::GenStatem, f, [t, content, data]) if is_event_type(*t) => {
@@ -171,29 +178,32 @@ pub fn on_call(b: Behaviour, function: &str, args: View<'_>) -> Option<CallbackC
                 state_name: Some(name),
                 message_key: event_key(*t, *content),
                 before_unknown: false,
+                state_arg: None,
             })
         }
         _ => None,
     }
 }
 
+/// The new state inside a gen_server callback's return value.
+pub fn gen_server_result_state<'a>(ret: View<'a>) -> Option<View<'a>> {
+    let items: Vec<View<'_>> = ret.tuple()?.collect();
+    let tag = items.first()?;
+    if tag.is_atom("reply") && items.len() >= 3 {
+        items.get(2).copied()
+    } else if (tag.is_atom("noreply") || tag.is_atom("ok")) && items.len() >= 2 {
+        items.get(1).copied()
+    } else if tag.is_atom("stop") && (items.len() == 3 || items.len() == 4) {
+        items.last().copied()
+    } else {
+        None
+    }
+}
+
 /// The state after a callback, from its return value; `None` if it has none.
 pub fn new_state(b: Behaviour, call: &CallbackCall, ret: View<'_>) -> Option<Vec<u8>> {
     match b {
-        Behaviour::GenServer => {
-            let items: Vec<View<'_>> = ret.tuple()?.collect();
-            let tag = items.first()?;
-            let s = if tag.is_atom("reply") && items.len() >= 3 {
-                items.get(2)
-            } else if (tag.is_atom("noreply") || tag.is_atom("ok")) && items.len() >= 2 {
-                items.get(1)
-            } else if tag.is_atom("stop") && (items.len() == 3 || items.len() == 4) {
-                items.last()
-            } else {
-                None
-            };
-            s.map(|v| v.raw().to_vec())
-        }
+        Behaviour::GenServer => gen_server_result_state(ret).map(|v| v.raw().to_vec()),
         Behaviour::GenStatem => {
             if ret.is_atom("keep_state_and_data") || ret.is_atom("repeat_state_and_data") {
                 return call.old_state.clone();

@@ -563,17 +563,23 @@ fn call<'a>(
         args.and_then(|a| behaviour::on_call(b, &function, a))
             .map(|c| (b, c))
     });
+    let before = st
+        .last_state
+        .get(&e.pid)
+        .filter(|l| l.dropped_at == ctx.dropped_total)
+        .map(|l| l.bytes.clone());
     if let Some((_, c)) = &mut callback {
         resolve_before(st, ctx, e.pid, c);
     }
-    // A state the tracer wrote once and referred to here is stored in full,
-    // as the process tracer writes it: queries show the same arguments
-    // whichever tracer ran.
-    let spliced = match (&callback, args) {
-        (Some((_, c)), Some(a)) => c
-            .old_state
-            .as_deref()
-            .and_then(|old| splice_same_state(a, old)),
+    // A gen_server's state argument equal to its last recorded state is
+    // stored as '$es_state' (as the NIF tracer sends it when it is the very
+    // same term), whichever tracer sent it: the state is stored once per
+    // change, in its state event.
+    let shortened = match (&callback, args, before.as_deref()) {
+        (Some((Behaviour::GenServer, c)), Some(a), Some(prev)) => c.state_arg.and_then(|i| {
+            let item = a.list()?.nth(i)?;
+            same_as(prev, item).then(|| replace_element(a.raw(), item.raw(), &same_state_atom()))
+        }),
         _ => None,
     };
     if let Some((_, c)) = &callback {
@@ -584,7 +590,7 @@ fn call<'a>(
     let stack = st.stacks.entry(e.pid).or_default();
     e.aux = stack.len() as u64;
     let mut stored: NewEvent<'_> = e;
-    if let Some(bytes) = &spliced {
+    if let Some(bytes) = &shortened {
         stored.term = Some(bytes);
     }
     let call_id = w.append(&stored)?;
@@ -633,22 +639,23 @@ fn ret<'a>(
         e.link = Some(fr.call);
         e.aux = e.ts.saturating_sub(fr.ts).max(0) as u64;
     }
-    // A result that refers to the state it was given is stored in full.
-    let spliced = match (&frame, value) {
+    // A result whose state equals the state the callback was given stores
+    // it as '$es_state', as for arguments.
+    let shortened = match (&frame, value) {
         (
             Some(Frame {
-                callback: Some((_, c)),
+                callback: Some((Behaviour::GenServer, c)),
                 ..
             }),
             Some(v),
-        ) if !exception => c
-            .old_state
-            .as_deref()
-            .and_then(|old| splice_same_state(v, old)),
+        ) if !exception => c.old_state.as_deref().and_then(|old| {
+            let item = behaviour::gen_server_result_state(v)?;
+            same_as(old, item).then(|| replace_element(v.raw(), item.raw(), &same_state_atom()))
+        }),
         _ => None,
     };
     let mut stored: NewEvent<'_> = e;
-    if let Some(bytes) = &spliced {
+    if let Some(bytes) = &shortened {
         stored.term = Some(bytes);
     }
     let id_of_return = w.append(&stored)?;
@@ -717,23 +724,28 @@ fn state_change(before: Option<&[u8]>, new: &[u8], before_unknown: bool) -> u64 
     flags
 }
 
-/// `container` (a list or tuple) with its `'$es_state'` element replaced by
-/// `state`; `None` if it has no such element.
-fn splice_same_state(container: View<'_>, state: &[u8]) -> Option<Vec<u8>> {
-    let raw = container.raw();
-    let items = container.list().or_else(|| container.tuple())?;
-    for item in items {
-        if item.is_atom(elixirscope_term::cut::SAME_STATE) {
-            let at = item.raw().as_ptr() as usize - raw.as_ptr() as usize;
-            let end = at + item.raw().len();
-            let mut out = Vec::with_capacity(raw.len() + state.len());
-            out.extend_from_slice(&raw[..at]);
-            out.extend_from_slice(state);
-            out.extend_from_slice(&raw[end..]);
-            return Some(out);
-        }
-    }
-    None
+/// Whether a state written out in full is certainly `prev`: equal to it and
+/// not cut by the capture limits (a marker is left as it is).
+fn same_as(prev: &[u8], item: View<'_>) -> bool {
+    behaviour::marker(item.raw()).is_none()
+        && !is_cut(item.raw())
+        && !is_cut(prev)
+        && same_term(prev, item.raw())
+}
+
+/// `container` with `element` (one of its elements' bytes) replaced.
+fn replace_element(container: &[u8], element: &[u8], with: &[u8]) -> Vec<u8> {
+    let at = element.as_ptr() as usize - container.as_ptr() as usize;
+    let end = at + element.len();
+    let mut out = Vec::with_capacity(container.len() - element.len() + with.len());
+    out.extend_from_slice(&container[..at]);
+    out.extend_from_slice(with);
+    out.extend_from_slice(&container[end..]);
+    out
+}
+
+fn same_state_atom() -> Vec<u8> {
+    elixirscope_term::encode_body(&Term::atom(elixirscope_term::cut::SAME_STATE))
 }
 
 /// Whether the capture limits cut something in an encoded term (their markers
