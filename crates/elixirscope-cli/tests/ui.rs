@@ -329,3 +329,52 @@ fn live_mode_follows_a_running_capture() {
         "the window followed the capture"
     );
 }
+
+/// `/metrics` of the UI: what a Prometheus scraping it can use — the stored
+/// sessions' totals, equal to what `show` says, and the UI's own requests,
+/// as OpenMetrics.
+#[test]
+fn metrics_of_the_ui_are_the_stored_sessions_and_its_requests() {
+    require_beam();
+    let home = Home::new();
+    let script = fixture("script.exs");
+    let out = home.run(&[
+        "run",
+        "--session",
+        "m",
+        "--",
+        "elixir",
+        script.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let show = home.json(&["show", "m"]);
+    let ui = Ui::start(&home, "m");
+    for _ in 0..3 {
+        assert_eq!(http_get(&ui.base, "/api/sessions", "127.0.0.1").0, 200);
+    }
+    let (status, text) = http_get(&ui.base, "/metrics", "127.0.0.1");
+    assert_eq!(status, 200, "{text}");
+    for (kind, n) in show["counts"].as_object().unwrap() {
+        let line =
+            format!("elixirscope_stored_session_events{{session=\"m\",kind=\"{kind}\"}} {n}");
+        assert!(text.contains(&line), "no {line:?} in:\n{text}");
+    }
+    assert!(text.contains("elixirscope_stored_sessions 1\n"), "{text}");
+    assert!(
+        text.contains("elixirscope_stored_session_recording{session=\"m\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("elixirscope_ui_requests_total{route=\"/api/sessions\",status=\"200\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("elixirscope_ui_request_duration_seconds_count{route=\"/api/sessions\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE elixirscope_ui_requests counter\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("# EOF\n"), "{text}");
+}

@@ -9,6 +9,8 @@
 //! follows a session while it records. Every answer comes from the query
 //! interface ([`elixirscope_query`]); open sessions and their timeline indexes
 //! are kept by [`cache`], which refreshes a recording session as it grows.
+//! `/metrics` serves the stored sessions' totals and the UI's own requests
+//! ([`metrics`]).
 //!
 //! The UI has no login, so the server refuses to listen beyond loopback and
 //! answers only requests addressed to a loopback host name (a web page
@@ -16,6 +18,7 @@
 
 pub mod assets;
 pub mod cache;
+pub mod metrics;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -54,7 +57,6 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(|e| UiError(e.to_string()))?;
-    elixirscope_metrics::enable();
     let app = routes::router(Arc::new(cache::Sessions::new(cfg.home.clone())));
     runtime.block_on(async move {
         let tcp = tokio::net::TcpListener::bind(cfg.listen)

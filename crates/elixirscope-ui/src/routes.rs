@@ -14,7 +14,7 @@
 //! | `GET /api/sessions/{s}/sequence?pids&from&to` | messages between processes |
 //! | `GET /api/sessions/{s}/flame?pid&from&to` | call tree of a process or the session |
 //! | `GET /api/sessions/{s}/live` | server-sent events while the session grows |
-//! | `GET /metrics` | the collector's metrics (OpenMetrics, for Prometheus) |
+//! | `GET /metrics` | stored sessions' totals and the UI's own requests (OpenMetrics, for Prometheus; see `metrics`) |
 //!
 //! Moments (`at`, `from`, `to`) are written as on the command line: `+1.5s`,
 //! an event id, an RFC 3339 time, `start` or `end`. Errors are
@@ -104,7 +104,8 @@ pub fn router(sessions: Shared) -> Router {
         .route("/api/sessions/{s}/sequence", get(sequence))
         .route("/api/sessions/{s}/flame", get(flame))
         .route("/api/sessions/{s}/live", get(live))
-        .route("/metrics", get(elixirscope_metrics::serve::handler))
+        .route("/metrics", get(metrics_page))
+        .route_layer(middleware::from_fn(crate::metrics::record))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such page or API route".into()) })
         .layer(middleware::from_fn(loopback_host_only))
         .with_state(sessions)
@@ -140,6 +141,19 @@ async fn asset(req: Request) -> Response {
     match assets::get(req.uri().path()) {
         Some((ty, body)) => ([(header::CONTENT_TYPE, ty)], body).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The stored sessions' totals and the UI's own requests, for Prometheus.
+async fn metrics_page(State(app): State<Shared>) -> Response {
+    let home = app.home().to_owned();
+    match tokio::task::spawn_blocking(move || crate::metrics::render(&home)).await {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, elixirscope_metrics::CONTENT_TYPE)],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
