@@ -44,6 +44,19 @@ pub fn diff(before: &Term, after: &Term) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut path = Vec::new();
     walk(before, after, &mut path, &mut changes);
+    for c in &mut changes {
+        // A map cut by the capture limits: its count of entries left out
+        // changed; show the counts as the markers they are.
+        if matches!(c.path.last(), Some(PathSegment::Key(Term::Atom(a))) if a == crate::cut::MORE) {
+            let marker = |t: &mut Option<Term>| {
+                if let Some(Term::Integer(n)) = t {
+                    *t = Some(Term::Tuple(vec![Term::atom(crate::cut::MORE), Term::Integer(*n)]));
+                }
+            };
+            marker(&mut c.before);
+            marker(&mut c.after);
+        }
+    }
     changes
 }
 
@@ -62,6 +75,9 @@ pub fn path_to_string(path: &[PathSegment]) -> String {
     let mut out = String::new();
     for seg in path {
         match seg {
+            PathSegment::Key(Term::Atom(a)) if a == crate::cut::MORE => {
+                out.push_str(" (entries past the capture limits)");
+            }
             PathSegment::Key(Term::Atom(a)) if is_identifier_atom(a) => {
                 out.push('.');
                 out.push_str(a);
@@ -201,6 +217,31 @@ impl KeyIndex {
             None => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             Some(map) => map.get(&crate::encode_body(key)).map(|&i| &entries[i].1),
         }
+    }
+}
+
+#[cfg(test)]
+mod cut_tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_map_that_grew_past_the_limits_says_so() {
+        let m = |n| {
+            Term::Map(vec![
+                (Term::atom("a"), Term::Integer(1)),
+                (Term::atom("$es_more"), Term::Integer(n)),
+            ])
+        };
+        let s = |m| Term::Map(vec![(Term::atom("entries"), m)]);
+        let changes = diff(&s(m(5)), &s(m(6)));
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            path_to_string(&changes[0].path),
+            ".entries (entries past the capture limits)"
+        );
+        let show = |t: &Option<Term>| inspect(t.as_ref().unwrap(), &InspectOptions::default());
+        assert_eq!(show(&changes[0].before), "… 5 more");
+        assert_eq!(show(&changes[0].after), "… 6 more");
     }
 }
 
