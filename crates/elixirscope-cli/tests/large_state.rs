@@ -238,6 +238,88 @@ fn a_low_tracer_cpu_budget_degrades_state_capture_then_trips() {
 }
 
 #[test]
+fn a_state_growing_past_the_heap_limit_during_capture_stops_being_copied() {
+    require_beam();
+    let home = Home::new();
+    let node = big_state_node(10, 2);
+    let (rec, rx) = common::start_recording(
+        &home,
+        &node,
+        "grow",
+        &[
+            "--state",
+            "BigState.Server",
+            "--tracer",
+            "process",
+            "--max-state-heap",
+            "2MB",
+        ],
+    );
+    assert!(node.wait_until_traced(), "capture never started");
+    // Small at first: its states are recorded.
+    let small = || {
+        events(
+            &home,
+            "grow",
+            &["--kind", "state", "--pid", "BigState.Server"],
+        )
+        .len()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while small() < 10 {
+        assert!(std::time::Instant::now() < deadline, "no states recorded");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        node.eval("gen_server:call('Elixir.BigState.Server', {grow, 50000}, 60000)"),
+        "ok"
+    );
+    // The heap is checked every second: the step that stops the copies is
+    // level 3 (the governor may also have made the capture shallower first,
+    // as the state grew).
+    let off = || {
+        events(&home, "grow", &["--kind", "degrade"])
+            .into_iter()
+            .find(|d| d["summary"].as_str().unwrap_or("").contains("level 3"))
+    };
+    let step = loop {
+        if let Some(d) = off() {
+            break d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the growth was never noticed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    common::stop_recording(rec, rx);
+    let why = step["summary"].as_str().unwrap();
+    assert!(
+        why.contains("2097152-byte limit") && why.contains("heap of"),
+        "{why}"
+    );
+    // Before the step: states; after it (and a moment for callbacks already
+    // traced): none.
+    let at = step["ts_ns"].as_i64().unwrap();
+    let states = events(
+        &home,
+        "grow",
+        &["--kind", "state", "--pid", "BigState.Server"],
+    );
+    let before = states
+        .iter()
+        .filter(|s| s["ts_ns"].as_i64().unwrap() < at)
+        .count();
+    let after = states
+        .iter()
+        .filter(|s| s["ts_ns"].as_i64().unwrap() > at + 50_000_000)
+        .count();
+    assert!(before >= 10, "{before} states before the step");
+    assert_eq!(after, 0, "states were still copied after the step");
+    assert!(node.eval("'Elixir.BigState':calls() > 0") == "true");
+}
+
+#[test]
 fn small_states_are_cut_at_the_limits_asked_for() {
     require_beam();
     let home = Home::new();

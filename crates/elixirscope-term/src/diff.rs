@@ -50,7 +50,10 @@ pub fn diff(before: &Term, after: &Term) -> Vec<Change> {
         if matches!(c.path.last(), Some(PathSegment::Key(Term::Atom(a))) if a == crate::cut::MORE) {
             let marker = |t: &mut Option<Term>| {
                 if let Some(Term::Integer(n)) = t {
-                    *t = Some(Term::Tuple(vec![Term::atom(crate::cut::MORE), Term::Integer(*n)]));
+                    *t = Some(Term::Tuple(vec![
+                        Term::atom(crate::cut::MORE),
+                        Term::Integer(*n),
+                    ]));
                 }
             };
             marker(&mut c.before);
