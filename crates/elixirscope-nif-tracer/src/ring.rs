@@ -33,6 +33,8 @@ pub struct ProducerSide {
     pub cut: AtomicU64,
     /// Nanoseconds the trace callbacks of this thread spent recording.
     pub busy_ns: AtomicU64,
+    /// Events this thread considered for timing (see `callbacks`).
+    pub timing: AtomicU64,
     /// Values redacted, per rule (see `redact::Rule`).
     pub redacted: [AtomicU64; 6],
 }
@@ -69,6 +71,7 @@ impl Ring {
                 sampled_out: AtomicU64::new(0),
                 cut: AtomicU64::new(0),
                 busy_ns: AtomicU64::new(0),
+                timing: AtomicU64::new(0),
                 redacted: Default::default(),
             }),
             tail: Padded(AtomicUsize::new(0)),
