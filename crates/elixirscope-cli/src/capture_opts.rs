@@ -122,7 +122,8 @@ pub struct CaptureOpts {
     /// Redact arguments of a function by position, e.g. MyApp.Auth.login/2=2; repeatable
     #[arg(long = "redact-arg", value_name = "MFA=POS")]
     pub redact_arg: Vec<String>,
-    /// Redact strings matching this regular expression; repeatable
+    /// Redact binaries, strings and atoms matching this regular expression
+    /// (no look-around or back-references); repeatable
     #[arg(long = "redact-value", value_name = "REGEX")]
     pub redact_value: Vec<String>,
     /// Turn redaction off: secrets leave the node as they are (recorded in the session)
