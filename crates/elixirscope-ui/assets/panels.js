@@ -139,6 +139,9 @@ export async function showProcess() {
         `<tr><td class="mono">${esc(d.path)}</td><td class="diff-before mono">${esc(d.before ?? '')}</td><td class="diff-after mono">${esc(d.after ?? '')}</td></tr>`).join('') + '</table>';
     }
     if (st.unchanged_callbacks) h += `<p class="muted">${st.unchanged_callbacks} callbacks since left it unchanged</p>`;
+    if (st.truncated) h += '<p class="muted" id="state-truncated">cut by the capture limits where it says “… N more”; the diff covers what was kept</p>';
+    if (st.change_note) h += `<p class="muted">${esc(st.change_note)}</p>`;
+    if (st.degraded) h += `<p class="warn" id="state-degraded">${esc(st.degraded)}</p>`;
   } else {
     h += '<p class="muted" id="state-none">No state recorded for this process by T (record with --state MODULE to capture it).</p>';
   }
@@ -196,12 +199,15 @@ export async function showOverview() {
   h += `<dt>nodes</dt><dd>${esc(o.nodes.join(', '))}</dd><dt>started</dt><dd>${esc(o.started)}</dd>`;
   h += `<dt>duration</dt><dd>${o.duration_s.toFixed(3)} s</dd><dt>events</dt><dd>${o.events} (${(o.disk_bytes / 1024).toFixed(1)} KiB, ${o.bytes_per_event.toFixed(1)} B/event)</dd>`;
   h += `<dt>processes</dt><dd>${o.processes_seen}</dd><dt>dropped</dt><dd>${o.dropped}</dd>`;
+  if (o.cut_events) h += `<dt>cut by the limits</dt><dd>${o.cut_events} events</dd>`;
   for (const t of o.tracers) h += `<dt>tracer</dt><dd>${esc(t.node)}: ${esc(t.tracer)}${t.note ? ` (${esc(t.note)})` : ''}</dd>`;
   h += '</dl><h2>Events per kind</h2><table>' + Object.entries(o.counts).map(([k, n]) =>
     `<tr><td><span class="kind ${kindClass(k)}">${esc(k)}</span></td><td>${n}</td></tr>`).join('') + '</table>';
   h += `<h2>Crashes</h2>${o.crashes.length ? `<ul class="list" id="crashes">${o.crashes.map((c) =>
     `<li>${evLink(c.event, c.at, c.pid)} ${procLink(c.pid, `${c.pid} ${c.name ?? ''}`)}: <code>${esc(c.reason)}</code></li>`).join('')}</ul>` : '<p class="muted">none</p>'}`;
   h += `<h2>Trips</h2>${o.trips.length ? `<ul class="list">${o.trips.map((t) => `<li><code>${esc(JSON.stringify(t))}</code></li>`).join('')}</ul>` : '<p class="muted">none</p>'}`;
+  if (o.degraded && o.degraded.length) h += `<h2>State capture degraded</h2><ul class="list" id="degraded">${o.degraded.map((d) =>
+    `<li>${evLink(d.event, d.at, d.pid)} ${procLink(d.pid, `${d.pid} ${d.name ?? ''}`)} to level ${d.level}: ${esc(d.why)}</li>`).join('')}</ul>`;
   h += `<h2>Busiest processes</h2><ul class="list">${o.top_processes.map((p) =>
     `<li>${procLink(p.pid, `${p.pid} ${p.name ?? p.initial_call ?? ''}`)} — ${p.events} events</li>`).join('')}</ul>`;
   if (o.problems.length) h += `<h2>Damage</h2><ul class="list">${o.problems.map((p) => `<li>${esc(p)}</li>`).join('')}</ul>`;
