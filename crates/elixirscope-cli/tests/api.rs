@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixture, require_beam, BeamNode, Home};
+use common::{fixture, require_beam, wait_for, BeamNode, Home};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
@@ -112,11 +112,7 @@ fn tls_tokens_and_roles_guard_the_api() {
     };
     let (viewer, operator) = (token("v1", "viewer"), token("o1", "operator"));
     let s = serve(&home);
-    let node = BeamNode::elixir(
-        "api",
-        &[fixture("test_app.ex")],
-        "TestApp.start(); Process.sleep(:infinity)",
-    );
+    let node = BeamNode::elixir("api", &[fixture("test_app.ex")], "TestApp.start()");
 
     // Plaintext gets no HTTP answer from a TLS listener.
     let mut plain = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
@@ -180,25 +176,33 @@ fn tls_tokens_and_roles_guard_the_api() {
     let (status, body) = call(&s, "POST", "/api/captures", Some(&operator), Some(&capture));
     assert_eq!(status, 202, "{body}");
     let id = body["id"].as_u64().unwrap();
-    let mut done = Value::Null;
-    for i in 0..100 {
-        if i == 15 {
-            node.call_elixir("TestApp.calls()");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let capture_status = || {
         let (_, list) = call(&s, "GET", "/api/captures", Some(&operator), None);
-        let c = list
-            .as_array()
+        list.as_array()
             .unwrap()
             .iter()
             .find(|c| c["id"] == id)
             .cloned()
-            .unwrap();
-        if c["status"] != "starting" && c["status"] != "recording" {
-            done = c;
-            break;
-        }
-    }
+            .unwrap()
+    };
+    // The workload runs once the capture has started on the node.
+    wait_for(
+        "the API's capture to start",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || (capture_status()["status"] != "starting").then_some(()),
+    );
+    assert!(node.wait_until_traced(), "{}", capture_status());
+    node.call_elixir("TestApp.calls()");
+    let done = wait_for(
+        "the API's 3 s capture to end",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let c = capture_status();
+            (c["status"] != "starting" && c["status"] != "recording").then_some(c)
+        },
+    );
     assert_eq!(done["status"], "complete", "{done}");
 
     // Viewers read it; the operator's capture holds calls but not their values.

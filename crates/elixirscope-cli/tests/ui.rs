@@ -281,13 +281,14 @@ fn live_mode_follows_a_running_capture() {
     let node = BeamNode::elixir(
         "uilive",
         &[],
-        "Stream.repeatedly(fn -> pid = spawn(fn -> receive do x -> x end end); send(pid, :tick); Process.sleep(20) end) |> Stream.run()",
+        "spawn(fn -> Stream.repeatedly(fn -> pid = spawn(fn -> receive do x -> x end end); send(pid, :tick); Process.sleep(20) end) |> Stream.run() end)",
     );
     let (rec, rx) = start_recording(&home, &node, "live", &["--for", "60s"]);
     let ui = Ui::start(&home, "live");
+    // The page is watched until it has followed the capture (or 30 s pass).
     let r = drive(
         "live.mjs",
-        &[&ui.base, "live", screenshots().to_str().unwrap(), "5"],
+        &[&ui.base, "live", screenshots().to_str().unwrap(), "30", "3"],
     );
     stop_recording(rec, rx);
     assert_eq!(
