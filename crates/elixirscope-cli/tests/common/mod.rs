@@ -268,6 +268,56 @@ pub fn stop_recording(mut child: Child, rx: mpsc::Receiver<String>) -> String {
     err
 }
 
+/// Waits (up to `timeout`) for a recording to end on its own (a trip, its
+/// `--for`); returns its exit status and what it said on stderr after it
+/// started. Kills it and panics if it is still running at the deadline.
+pub fn wait_recording_ends(
+    mut child: Child,
+    rx: mpsc::Receiver<String>,
+    timeout: Duration,
+) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + timeout;
+    let mut err = String::new();
+    let status = loop {
+        while let Ok(l) = rx.try_recv() {
+            err.push_str(&l);
+            err.push('\n');
+        }
+        if let Some(status) = child.try_wait().expect("wait record") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the recording was still running after {timeout:?}: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+        err.push_str(&l);
+        err.push('\n');
+    }
+    (status, err)
+}
+
+/// A session's `session.json`.
+pub fn session_json(home: &Home, session: &str) -> serde_json::Value {
+    let path = home
+        .path()
+        .join("sessions")
+        .join(session)
+        .join("session.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The integers in `text`, in order (to read figures out of a message).
+pub fn numbers(text: &str) -> Vec<u64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
 /// The lines `child` writes on stderr, as they come.
 pub fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;
