@@ -222,6 +222,18 @@ pub fn start_recording(
     session: &str,
     extra: &[&str],
 ) -> (Child, mpsc::Receiver<String>) {
+    let (child, rx, _) = start_recording_said(home, node, session, extra);
+    (child, rx)
+}
+
+/// [`start_recording`], also returning what the recorder said on stderr
+/// before capture started.
+pub fn start_recording_said(
+    home: &Home,
+    node: &BeamNode,
+    session: &str,
+    extra: &[&str],
+) -> (Child, mpsc::Receiver<String>, String) {
     let mut args = vec![
         "record",
         node.name.as_str(),
@@ -238,16 +250,20 @@ pub fn start_recording(
         .spawn()
         .expect("spawn record");
     let rx = stderr_lines(&mut child);
+    let mut said = String::new();
     let failure = loop {
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) if l.starts_with("recording ") => return (child, rx),
-            Ok(l) if !l.starts_with("error") => continue,
+            Ok(l) if l.starts_with("recording ") => return (child, rx, said),
+            Ok(l) if !l.starts_with("error") => {
+                said.push_str(&l);
+                said.push('\n');
+            }
             other => break other,
         }
     };
     let _ = child.kill();
     let _ = child.wait();
-    panic!("recording did not start: {failure:?}");
+    panic!("recording did not start: {failure:?} (after: {said})");
 }
 
 /// Stops a recording with Ctrl-C (SIGINT); returns what it said on stderr
