@@ -132,7 +132,7 @@ fn request(
                 break;
             }
             out.push_str(&tail[..n]);
-            rest = &tail[n..].trim_start_matches("\r\n");
+            rest = tail[n..].trim_start_matches("\r\n");
         }
         out
     } else {
