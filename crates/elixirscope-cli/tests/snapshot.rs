@@ -17,11 +17,12 @@ fn quoted_strings(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The node's own view at a quiet moment: the time, then every process but
-/// ElixirScope's own (the agent is never traced), as `<0.N.M>`.
+/// The node's own view at a quiet moment: the time (on the clock events are
+/// stamped with, to the nanosecond), then every process but ElixirScope's own
+/// (the agent is never traced), as `<0.N.M>`.
 fn processes_now(node: &BeamNode) -> (String, BTreeSet<String>) {
     let out = node.call_elixir(
-        "t = DateTime.utc_now() |> DateTime.to_iso8601()
+        "t = :calendar.system_time_to_rfc3339(:erlang.system_time(:nanosecond), unit: :nanosecond, offset: 'Z') |> to_string()
          agent = fn p ->
            case Process.info(p, :current_function) do
              {:current_function, {m, _, _}} -> String.starts_with?(Atom.to_string(m), \"elixirscope\")
