@@ -23,8 +23,12 @@ fn require_browser() {
         "Chromium is not at {chromium}: run `make test`, which installs Debian's chromium"
     );
     assert!(
-        Command::new("node").arg("--version").output().is_ok(),
-        "`node` is not installed: run `make test`, which installs it"
+        Command::new("node")
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "`node` is not installed or does not run: run `make test`, which installs it"
     );
     assert!(
         browser_dir().join("node_modules/playwright-core").exists(),
