@@ -434,13 +434,10 @@ fn admins_capture_state_and_captures_are_stopped_by_operators_and_admins_only() 
     assert_eq!(stopping["id"], adm, "{stopping}");
     let done = wait_capture(&s, &admin, adm, true);
     assert_eq!(done["status"], "complete", "{done}");
-    // Stopped long before its 30 s.
-    let show = home.json(&["show", "adm"]);
-    assert!(show["duration_s"].as_f64().unwrap() < 25.0, "{show}");
-    assert!(
-        session_stop_reason(&home, "adm").contains("stopped through the API"),
-        "{show}"
-    );
+    // Stopped by the request, not by its 30 s running out.
+    let reason = session_stop_reason(&home, "adm");
+    assert_eq!(reason, "stopped through the API", "{done}");
+    assert_eq!(done["reason"], reason, "{done}");
     // State and values were recorded.
     let st = home.json(&["state", "adm", "TestApp.Counter", "--at", "end"]);
     assert_eq!(st["state"], "2", "{st}");
