@@ -9,11 +9,14 @@
 //! | `POST /api/captures` (lifecycle, messages, calls without values) | operator |
 //! | `POST /api/captures` with call values, state or redaction off | admin |
 //!
-//! Every request but health needs `Authorization: Bearer <token>`; every view
-//! and capture is written to the audit log under the token's name.
+//! Every request but health needs `Authorization: Bearer <token>`; every view,
+//! capture and request to stop one is written to the audit log under the
+//! token's name. Every error, malformed requests included, is a status and a
+//! one-line JSON `{"error": ...}`.
 
 use crate::captures::{CaptureInfo, Captures};
 use crate::tokens::{self, Role};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequestParts, Path as UrlPath, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -52,6 +55,22 @@ impl IntoResponse for ApiError {
 
 fn bad(msg: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.to_string())
+}
+
+/// A malformed query string or body, as a one-line JSON error.
+fn malformed(what: &str, e: impl std::fmt::Display) -> ApiError {
+    let text = e.to_string().replace('\n', " ");
+    bad(format!("malformed {what}: {text}"))
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| malformed("query", e.body_text()))
+}
+
+fn json_body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(b)| b)
+        .map_err(|e| malformed("request body", e.body_text()))
 }
 
 fn internal(msg: impl std::fmt::Display) -> ApiError {
@@ -232,9 +251,10 @@ async fn events(
     State(state): State<Shared>,
     caller: Caller,
     UrlPath(name): UrlPath<String>,
-    Query(q): Query<EventsQuery>,
+    q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Viewer, "reading sessions")?;
+    let q = query(q)?;
     blocking(move || {
         let s = open(&state, &caller, &name, "events")?;
         let mut f = EventFilter {
@@ -273,9 +293,10 @@ async fn state_at(
     State(state): State<Shared>,
     caller: Caller,
     UrlPath(name): UrlPath<String>,
-    Query(q): Query<StateQuery>,
+    q: Result<Query<StateQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Viewer, "reading sessions")?;
+    let q = query(q)?;
     blocking(move || {
         let s = open(&state, &caller, &name, "state")?;
         let at = match &q.at {
@@ -317,9 +338,10 @@ fn default_profile() -> String {
 async fn start_capture(
     State(state): State<Shared>,
     caller: Caller,
-    Json(body): Json<CaptureBody>,
+    body: Result<Json<CaptureBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CaptureInfo>), ApiError> {
     caller.require(Role::Operator, "starting a capture")?;
+    let body = json_body(body)?;
     if body.call_values == Some(true) {
         caller.require(Role::Admin, "capturing argument and result values")?;
     }
@@ -373,7 +395,8 @@ async fn start_capture(
         duration: Some(duration),
         tls: TlsChoice::default(),
         actor: caller.actor(),
-        stop_reason: format!("stopped through the API by token {}", caller.name),
+        // Whoever asks to stop it is in the audit log (capture_stop_request).
+        stop_reason: "stopped through the API".into(),
     };
     let info = state.captures.start(
         state.home.clone(),
@@ -395,12 +418,23 @@ async fn list_captures(
 async fn stop_capture(
     State(state): State<Shared>,
     caller: Caller,
-    UrlPath(id): UrlPath<u64>,
+    UrlPath(id): UrlPath<String>,
 ) -> Result<Json<CaptureInfo>, ApiError> {
     caller.require(Role::Operator, "stopping a capture")?;
-    state
+    let id: u64 = id.parse().map_err(|_| {
+        bad(format!(
+            "invalid capture id '{id}': use the number POST /api/captures answered (GET /api/captures lists them)"
+        ))
+    })?;
+    let info = state
         .captures
         .stop(id)
-        .map(Json)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no capture {id}")))
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no capture {id}")))?;
+    caller.audit(
+        &state.home,
+        "capture_stop_request",
+        &info.session,
+        serde_json::json!({ "capture": id, "status": info.status }),
+    )?;
+    Ok(Json(info))
 }

@@ -142,5 +142,15 @@ pub fn otlp(home: &Path, a: &OtlpArgs) -> Result<u8, Failure> {
             summary.dropped_spans
         );
     }
-    Ok(0)
+    // Spans that did not arrive, or an export that stopped early, fail it:
+    // the summary above says what was sent, this line what was not.
+    let total = summary.spans + summary.dropped_spans;
+    match &summary.error {
+        Some(e) if summary.dropped_spans > 0 => Err(Failure::from(format!(
+            "{} of {total} spans dropped: {e}",
+            summary.dropped_spans
+        ))),
+        Some(e) => Err(Failure::from(e)),
+        None => Ok(0),
+    }
 }

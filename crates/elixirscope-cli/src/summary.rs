@@ -281,7 +281,7 @@ pub fn snapshot_text(s: &Snapshot) -> String {
     for p in &s.processes {
         let pr = &p.process;
         out.push_str(&format!(
-            "  {} {} [{}]{}{}\n",
+            "  {} {} [{}]{}{}{}\n",
             pr.pid,
             pr.name.as_deref().unwrap_or(""),
             pr.initial_call.as_deref().unwrap_or("?"),
@@ -289,6 +289,10 @@ pub fn snapshot_text(s: &Snapshot) -> String {
                 format!(" in flight: {}", p.in_flight)
             } else {
                 String::new()
+            },
+            match p.unhandled {
+                Some(n) if n > 0 => format!(" not yet handled: {n}"),
+                _ => String::new(),
             },
             p.state
                 .as_ref()

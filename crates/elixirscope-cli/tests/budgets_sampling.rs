@@ -5,10 +5,11 @@ mod common;
 
 use common::{fixture, require_beam, stderr, Home};
 
+/// 2,000 messages to itself, then 20 short-lived processes it waits for.
 const CHATTY: &str = "for i <- 1..2000, do: send(self(), {:tick, i}); \
                       for _ <- 1..2000, do: (receive do _ -> :ok end); \
-                      for _ <- 1..20, do: spawn(fn -> :ok end); \
-                      Process.sleep(300)";
+                      for _ <- 1..20, do: (pid = spawn(fn -> :ok end); ref = Process.monitor(pid); \
+                        receive do {:DOWN, ^ref, _, _, _} -> :ok end)";
 
 #[test]
 fn hitting_the_event_budget_trips_capture_and_records_why() {

@@ -208,11 +208,7 @@ fn export(home: &Home, args: &[&str]) -> serde_json::Value {
 fn spans_of_a_known_app_reach_grpc_and_http_receivers_as_recorded() {
     require_beam();
     let home = Home::new();
-    let node = BeamNode::elixir(
-        "otlp",
-        &[fixture("test_app.ex")],
-        "TestApp.start(); Process.sleep(:infinity)",
-    );
+    let node = BeamNode::elixir("otlp", &[fixture("test_app.ex")], "TestApp.start()");
     let (rec, rx) = start_recording(
         &home,
         &node,
@@ -456,11 +452,7 @@ fn exports_hold_no_planted_secret_and_bad_endpoints_fail_in_one_line() {
 fn record_streams_spans_live_and_they_match_a_later_export() {
     require_beam();
     let home = Home::new();
-    let node = BeamNode::elixir(
-        "otlplive",
-        &[fixture("test_app.ex")],
-        "TestApp.start(); Process.sleep(:infinity)",
-    );
+    let node = BeamNode::elixir("otlplive", &[fixture("test_app.ex")], "TestApp.start()");
     let r = start_receivers();
     let (rec, rx) = start_recording(
         &home,

@@ -121,14 +121,20 @@ impl Prometheus {
 
     /// Waits until `promql` equals `want`; returns what it last read.
     fn wait_for(&self, promql: &str, want: f64) -> Option<f64> {
+        self.wait_until(promql, |v| v == want)
+    }
+
+    /// Waits (up to 20 s: Prometheus scrapes every second) until `promql` has
+    /// a value that satisfies `ok`; returns what it last read.
+    fn wait_until(&self, promql: &str, ok: impl Fn(f64) -> bool) -> Option<f64> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut last = None;
         while Instant::now() < deadline {
             last = self.query(promql);
-            if last == Some(want) {
+            if last.is_some_and(&ok) {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(300));
+            std::thread::sleep(Duration::from_millis(200));
         }
         last
     }
@@ -213,11 +219,7 @@ fn prometheus_scrapes_a_capture_and_its_counts_match_the_session() {
     require_beam();
     require_prometheus();
     let home = Home::new();
-    let node = BeamNode::elixir(
-        "prom",
-        &[fixture("test_app.ex")],
-        "TestApp.start(); Process.sleep(:infinity)",
-    );
+    let node = BeamNode::elixir("prom", &[fixture("test_app.ex")], "TestApp.start()");
     let metrics_port = free_port();
     let listen = format!("127.0.0.1:{metrics_port}");
     let (rec, rx) = start_recording(
@@ -238,9 +240,25 @@ fn prometheus_scrapes_a_capture_and_its_counts_match_the_session() {
     node.call_elixir("TestApp.calls()");
     node.call_elixir("TestApp.messages(50)");
 
-    // The collector's own view, then Prometheus's, while capture runs.
-    std::thread::sleep(Duration::from_millis(1500));
-    let scrape = get(metrics_port, "/metrics").expect("the collector serves /metrics");
+    // The collector's own view, then Prometheus's, while capture runs. Node
+    // metrics come with the agent's status (once a second) and exemplars
+    // with the first traced calls: wait (up to 20 s) until a scrape holds
+    // every metric a Grafana dashboard queries and an exemplar.
+    let wanted = dashboard_metrics();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (scrape, missing) = loop {
+        let scrape = get(metrics_port, "/metrics").expect("the collector serves /metrics");
+        let exported = exported_names(&scrape);
+        let missing: Vec<(String, String)> = wanted
+            .iter()
+            .filter(|(name, _)| !exported.contains(name))
+            .cloned()
+            .collect();
+        if missing.is_empty() && scrape.contains("event_id=\"") || Instant::now() > deadline {
+            break (scrape, missing);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(scrape.ends_with("# EOF\n"), "OpenMetrics text");
     let calls = prom.wait_for(
         r#"elixirscope_events_total{session="prom",kind="call"}"#,
@@ -250,13 +268,26 @@ fn prometheus_scrapes_a_capture_and_its_counts_match_the_session() {
         r#"elixirscope_call_duration_seconds_count{session="prom",function="square/1"}"#,
         3.0,
     );
-    let processes = prom.query(r#"elixirscope_node_processes"#);
-    let utilisation = prom.query(r#"elixirscope_node_scheduler_utilisation"#);
-    let first_queue = prom.query(r#"elixirscope_node_scheduler_run_queue{scheduler="1"}"#);
-    let memory = prom.query(r#"elixirscope_node_memory_bytes{kind="total"}"#);
-    let recording = prom.query(r#"elixirscope_session_recording{session="prom"}"#);
-    let budget = prom.query(r#"elixirscope_session_budget{session="prom",budget="max_events"}"#);
-    let sends = prom.query(r#"elixirscope_events_total{session="prom",kind="send"}"#);
+    let processes = prom.wait_until(r#"elixirscope_node_processes"#, |n| n > 10.0);
+    let utilisation = prom.wait_until(r#"elixirscope_node_scheduler_utilisation"#, |u| {
+        (0.0..=1.0).contains(&u)
+    });
+    let first_queue = prom.wait_until(
+        r#"elixirscope_node_scheduler_run_queue{scheduler="1"}"#,
+        |q| q >= 0.0,
+    );
+    let memory = prom.wait_until(r#"elixirscope_node_memory_bytes{kind="total"}"#, |m| {
+        m > 1e6
+    });
+    let recording = prom.wait_for(r#"elixirscope_session_recording{session="prom"}"#, 1.0);
+    let budget = prom.wait_until(
+        r#"elixirscope_session_budget{session="prom",budget="max_events"}"#,
+        |b| b > 0.0,
+    );
+    let sends = prom.wait_until(
+        r#"elixirscope_events_total{session="prom",kind="send"}"#,
+        |s| s > 50.0,
+    );
 
     stop_recording(rec, rx);
     let show = home.json(&["show", "prom"]);
@@ -287,11 +318,9 @@ fn prometheus_scrapes_a_capture_and_its_counts_match_the_session() {
     assert!(scrape.contains("event_id=\""), "exemplars in {scrape}");
 
     // Every metric a Grafana dashboard queries is in a real scrape.
-    let exported = exported_names(&scrape);
-    for (name, dashboard) in dashboard_metrics() {
-        assert!(
-            exported.contains(&name),
-            "{dashboard} queries {name}, which the collector does not export ({exported:?})"
-        );
-    }
+    assert!(
+        missing.is_empty(),
+        "dashboards query metrics the collector does not export (dashboard, name): {missing:?}; it exports {:?}",
+        exported_names(&scrape)
+    );
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixture, require_beam, start_recording, stop_recording, BeamNode, Home};
+use common::{fixture, require_beam, start_recording, stop_recording, wait_for, BeamNode, Home};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -25,11 +25,7 @@ fn events(home: &Home, args: &[&str]) -> Vec<Value> {
 fn records_state_messages_crashes_calls_and_detaches_cleanly() {
     require_beam();
     let home = Home::new();
-    let node = BeamNode::elixir(
-        "rec",
-        &[fixture("test_app.ex")],
-        "TestApp.start(); Process.sleep(:infinity)",
-    );
+    let node = BeamNode::elixir("rec", &[fixture("test_app.ex")], "TestApp.start()");
     let (child, rx) = start_recording(
         &home,
         &node,
@@ -181,11 +177,7 @@ fn records_state_messages_crashes_calls_and_detaches_cleanly() {
 fn stepping_walks_a_process_history() {
     require_beam();
     let home = Home::new();
-    let node = BeamNode::elixir(
-        "step",
-        &[fixture("test_app.ex")],
-        "TestApp.start(); Process.sleep(:infinity)",
-    );
+    let node = BeamNode::elixir("step", &[fixture("test_app.ex")], "TestApp.start()");
     let (child, rx) = start_recording(&home, &node, "s1", &["--state", "TestApp.Counter"]);
     node.call_elixir("TestApp.increments(3)");
     stop_recording(child, rx);
@@ -232,11 +224,7 @@ fn stepping_walks_a_process_history() {
 fn records_gen_statem_state_as_state_name_and_data() {
     require_beam();
     let home = Home::new();
-    let node = BeamNode::elixir(
-        "door",
-        &[fixture("test_app.ex")],
-        "TestApp.start(); Process.sleep(:infinity)",
-    );
+    let node = BeamNode::elixir("door", &[fixture("test_app.ex")], "TestApp.start()");
     let (child, rx) = start_recording(&home, &node, "s1", &["--state", "TestApp.Door"]);
     let open_at = quoted_strings(&node.call_elixir("TestApp.door()"));
     stop_recording(child, rx);
@@ -252,16 +240,20 @@ fn records_gen_statem_state_as_state_name_and_data() {
 fn killing_the_collector_leaves_the_node_clean_and_keeps_what_was_acknowledged() {
     require_beam();
     let home = Home::new();
-    let node = BeamNode::elixir(
-        "deadman",
-        &[fixture("test_app.ex")],
-        "TestApp.start(); Process.sleep(:infinity)",
-    );
+    let node = BeamNode::elixir("deadman", &[fixture("test_app.ex")], "TestApp.start()");
     let (mut child, _rx) = start_recording(&home, &node, "s1", &["--state", "TestApp.Counter"]);
     let times = quoted_strings(&node.call_elixir("TestApp.increments(3)"));
-    std::thread::sleep(Duration::from_millis(300));
-    // The session is queryable while it is being recorded.
-    let live = home.json(&["state", "s1", "TestApp.Counter", "--at", "end"]);
+    // The session is queryable while it is being recorded: the third
+    // increment shows up once the agent's batch is stored.
+    let live = wait_for(
+        "the third increment in the live session",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let live = home.json(&["state", "s1", "TestApp.Counter", "--at", "end"]);
+            (live["state"] == "3").then_some(live)
+        },
+    );
     assert_eq!(live["state"], "3", "{live}");
     assert_eq!(home.json(&["show", "s1"])["status"], "recording");
     std::process::Command::new("kill")
@@ -271,7 +263,8 @@ fn killing_the_collector_leaves_the_node_clean_and_keeps_what_was_acknowledged()
     let _ = child.wait();
     // Dead-man: the agent notices the lost connection, stops tracing and unloads itself.
     let mut left = String::new();
-    for _ in 0..50 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
         left = node.eval(
             "{erlang:trace_info(new_processes, flags), \
               length([P || P <- erlang:processes(), case erlang:trace_info(P, flags) of {flags, [_ | _]} -> true; _ -> false end]), \
@@ -295,11 +288,7 @@ fn killing_the_collector_leaves_the_node_clean_and_keeps_what_was_acknowledged()
 fn the_agent_can_ship_over_tls_and_leaves_ssl_as_it_found_it() {
     require_beam();
     let home = Home::new();
-    let node = BeamNode::elixir(
-        "tls",
-        &[fixture("test_app.ex")],
-        "TestApp.start(); Process.sleep(:infinity)",
-    );
+    let node = BeamNode::elixir("tls", &[fixture("test_app.ex")], "TestApp.start()");
     let apps = |n: &BeamNode| n.eval("[A || {A, _, _} <- application:which_applications()]");
     assert!(!apps(&node).contains("ssl"), "ssl already running");
     let (child, rx) = start_recording(&home, &node, "s1", &["--state", "TestApp.Counter", "--tls"]);

@@ -23,8 +23,12 @@ fn require_browser() {
         "Chromium is not at {chromium}: run `make test`, which installs Debian's chromium"
     );
     assert!(
-        Command::new("node").arg("--version").output().is_ok(),
-        "`node` is not installed: run `make test`, which installs it"
+        Command::new("node")
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "`node` is not installed or does not run: run `make test`, which installs it"
     );
     assert!(
         browser_dir().join("node_modules/playwright-core").exists(),
@@ -281,13 +285,14 @@ fn live_mode_follows_a_running_capture() {
     let node = BeamNode::elixir(
         "uilive",
         &[],
-        "Stream.repeatedly(fn -> pid = spawn(fn -> receive do x -> x end end); send(pid, :tick); Process.sleep(20) end) |> Stream.run()",
+        "spawn(fn -> Stream.repeatedly(fn -> pid = spawn(fn -> receive do x -> x end end); send(pid, :tick); Process.sleep(20) end) |> Stream.run() end)",
     );
     let (rec, rx) = start_recording(&home, &node, "live", &["--for", "60s"]);
     let ui = Ui::start(&home, "live");
+    // The page is watched until it has followed the capture (or 30 s pass).
     let r = drive(
         "live.mjs",
-        &[&ui.base, "live", screenshots().to_str().unwrap(), "5"],
+        &[&ui.base, "live", screenshots().to_str().unwrap(), "30", "3"],
     );
     stop_recording(rec, rx);
     assert_eq!(

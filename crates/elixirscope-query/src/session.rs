@@ -114,6 +114,16 @@ impl Session {
         &self.node_names
     }
 
+    /// Whether a process runs on one of the session's traced nodes (not a
+    /// remote peer seen only in its messages).
+    pub fn on_traced_node(&self, pid: DictId) -> bool {
+        let traced = self.meta().nodes.len().max(1);
+        match self.reader.dict().pid(pid) {
+            Some(p) => self.node_index.get(&p.node).copied().unwrap_or(0) < traced,
+            None => false,
+        }
+    }
+
     /// `<N.id.serial>` for a process.
     pub fn pid_text(&self, pid: DictId) -> String {
         match self.reader.dict().pid(pid) {

@@ -1,5 +1,5 @@
-//! The whole system at a moment: every live process with its state and pending
-//! message count, and the process tree.
+//! The whole system at a moment: every live process of the traced nodes with
+//! its state and pending message counts, and the process tree.
 
 use crate::procs::{ProcessInfo, ProcessTree};
 use crate::{Cursor, Session};
@@ -17,6 +17,10 @@ pub struct ProcessSnapshot {
     pub state: Option<String>,
     /// Messages sent to it and not yet received.
     pub in_flight: usize,
+    /// For a process whose behaviour callbacks are traced: messages in its
+    /// mailbox that no callback has handled yet (as `mailbox` lists them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unhandled: Option<usize>,
 }
 
 /// The system at a moment.
@@ -31,7 +35,8 @@ pub struct Snapshot {
 }
 
 impl Session {
-    /// Everything alive at `at`.
+    /// Everything alive at `at` on the traced nodes (processes of other
+    /// nodes that appear as peers are not theirs to list).
     pub fn snapshot_at(&self, at: &Cursor) -> Snapshot {
         let mut states: HashMap<DictId, Vec<u8>> = HashMap::new();
         self.scan_until(
@@ -73,11 +78,20 @@ impl Session {
         let processes: Vec<ProcessSnapshot> = self
             .process_list(at)
             .into_iter()
-            .filter(|p| p.alive)
-            .map(|p| ProcessSnapshot {
-                state: states.get(&p.id).map(|s| self.inspect_bytes(s)),
-                in_flight: in_flight.get(&p.id).copied().unwrap_or(0),
-                process: p,
+            .filter(|p| p.alive && self.on_traced_node(p.id))
+            .map(|p| {
+                let state = states.get(&p.id).map(|s| self.inspect_bytes(s));
+                // Only servers with recorded state have traced callbacks.
+                let unhandled = state.as_ref().and_then(|_| {
+                    let mb = self.mailbox_at(p.id, at);
+                    mb.callbacks_traced.then_some(mb.unhandled.len())
+                });
+                ProcessSnapshot {
+                    state,
+                    in_flight: in_flight.get(&p.id).copied().unwrap_or(0),
+                    unhandled,
+                    process: p,
+                }
             })
             .collect();
         Snapshot {

@@ -169,7 +169,6 @@ pub fn term_len(b: &[u8], at: usize) -> Result<usize, DecodeError> {
 
 /// The offset after the atom at `pos` (the node of a pid, port or reference).
 fn skip_atom(b: &[u8], pos: usize) -> Result<usize, DecodeError> {
-    // The usual encodings directly; anything else through the full walk.
     match b.get(pos) {
         Some(&tag::SMALL_ATOM_UTF8) | Some(&tag::SMALL_ATOM) => {
             need(b, pos, 2)?;
@@ -179,10 +178,13 @@ fn skip_atom(b: &[u8], pos: usize) -> Result<usize, DecodeError> {
             need(b, pos, 3)?;
             Ok(pos + 3 + u16::from_be_bytes([b[pos + 1], b[pos + 2]]) as usize)
         }
-        _ => {
-            let len = term_len(b, pos)?;
-            Ok(pos + len)
-        }
+        // A node is always an atom (the full decoder refuses anything else
+        // too). Walking another term here would recurse once per nested pid,
+        // and a hostile frame of nested pids would overflow the stack.
+        _ => Err(DecodeError::Invalid {
+            what: "node (not an atom)",
+            offset: pos,
+        }),
     }
 }
 
@@ -557,6 +559,49 @@ mod tests {
         let v = View::new(&bytes).unwrap();
         let ints: Vec<i64> = v.list().unwrap().map(|e| e.int().unwrap()).collect();
         assert_eq!(ints, vec![104, 105]);
+    }
+
+    #[test]
+    fn a_pid_whose_node_is_not_an_atom_is_refused_without_recursing() {
+        // NEW_PID tags nested 200,000 deep (each the "node" of the one
+        // before), then an atom and 12 bytes per level: walking them used to
+        // recurse once per level and overflow even a 2 MB thread stack.
+        let depth = 200_000;
+        let mut b = vec![tag::NEW_PID; depth];
+        b.extend_from_slice(&[tag::SMALL_ATOM_UTF8, 1, b'a']);
+        b.extend(std::iter::repeat_n(0u8, 12 * depth));
+        let walked = std::thread::Builder::new()
+            .stack_size(64 << 10)
+            .spawn(move || View::new(&b).map(|v| v.raw().len()))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(
+            matches!(walked, Err(DecodeError::Invalid { offset: 1, .. })),
+            "{walked:?}"
+        );
+        // One level is just as invalid, for the view and the full decoder.
+        let one = [
+            tag::NEW_PID,
+            tag::NEW_PID,
+            tag::SMALL_ATOM_UTF8,
+            1,
+            b'a',
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
+        assert!(View::new(&one).is_err());
+        assert!(crate::etf::decode_body(&one).is_err());
     }
 
     #[test]

@@ -62,8 +62,11 @@ export class Timeline {
 
   /** Fetches the visible window (debounced) and draws it. */
   refresh() {
+    // For tests and the benchmark: 'false' until the window asked for last is drawn.
+    document.body.dataset.timelineIdle = 'false';
+    this.pending = true;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.fetch(), 60);
+    this.timer = setTimeout(() => { this.pending = false; this.fetch(); }, 60);
     viewChanged();
   }
 
@@ -93,6 +96,7 @@ export class Timeline {
       ds.timelineMs = Math.round(performance.now() - started);
       ds.timelineDetail = d.detail;
       ds.timelineSeq = seq;
+      ds.timelineIdle = String(!this.pending);
     } catch (e) { showError(e); }
   }
 

@@ -51,20 +51,22 @@ await capture('two events after the third change');
 await press('C');
 await capture('back to the previous change');
 
-// Playback: play for a moment, pause, read where T stopped.
+// Playback: play until T has moved three events on (or playback ran out of
+// events and stopped itself), pause, read where T stopped.
 const beforePlay = +(await cursorId());
 await page.click('#btn-play');
-await page.waitForTimeout(1500);
-await page.click('#btn-play');
+await page.waitForFunction((b) => +document.querySelector('#cursor-id').textContent.trim() >= b + 3
+  || document.body.dataset.playing === 'false', beforePlay);
+if (await page.getAttribute('body', 'data-playing') === 'true') await page.click('#btn-play');
 await page.waitForFunction(() => document.body.dataset.playing === 'false');
 await capture('after playing');
 result.played = +(await cursorId()) - beforePlay;
 result.screenshots.push(await shot(page, outDir, 'process-inspector'));
 
-// Zoom in around T until single events show.
+// Zoom in around T until single events show: the window asked for last is drawn.
 for (let i = 0; i < 6; i++) await page.keyboard.press('+');
-await page.waitForTimeout(300);
-await page.waitForFunction(() => document.body.dataset.timelineDetail === 'true');
+await page.waitForFunction(() => document.body.dataset.timelineIdle === 'true'
+  && document.body.dataset.timelineDetail === 'true');
 result.screenshots.push(await shot(page, outDir, 'timeline-zoomed'));
 
 // Only the processes active in the zoomed window, then all again.

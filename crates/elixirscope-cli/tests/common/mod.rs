@@ -19,19 +19,75 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Fails clearly when Erlang or Elixir is missing (tests never pass without them).
+/// Fails clearly when Erlang/OTP (25 or newer) or Elixir is missing or does
+/// not run: tests never pass without them. Checked once per test binary.
 pub fn require_beam() {
-    for tool in ["erl", "elixir"] {
-        let ok = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
+    static CHECKED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    if let Err(why) = CHECKED.get_or_init(check_beam) {
+        panic!("{why}: run `make test`, which installs Erlang/OTP and Elixir from Debian (erlang-nox erlang-dev elixir)");
+    }
+}
+
+fn check_beam() -> Result<(), String> {
+    // Stdin closed and -noshell: nothing may wait for a terminal.
+    let run = |tool: &str, args: &[&str]| -> Result<String, String> {
+        let out = Command::new(tool)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("`{tool}` cannot be started ({e})"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`{tool} {}` exited with {}: {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    run("erl", &["-noshell", "-eval", "halt()."])?;
+    let otp = run(
+        "erl",
+        &[
+            "-noshell",
+            "-eval",
+            "io:format(\"~s\", [erlang:system_info(otp_release)]), halt().",
+        ],
+    )?;
+    match otp.parse::<u32>() {
+        Ok(n) if n >= 25 => {}
+        _ => {
+            return Err(format!(
+                "Erlang/OTP {otp:?} found; ElixirScope needs OTP 25 or newer"
+            ))
+        }
+    }
+    let ok = run("elixir", &["-e", "IO.write(:ok)"])?;
+    if ok != "ok" {
+        return Err(format!("`elixir -e 'IO.write(:ok)'` printed {ok:?}"));
+    }
+    Ok(())
+}
+
+/// Polls `probe` every `every` until it returns `Some`, or panics after
+/// `timeout` saying what did not happen.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
         assert!(
-            ok,
-            "`{tool}` is not installed: run `make test`, which installs Erlang/OTP and Elixir"
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
         );
+        std::thread::sleep(every);
     }
 }
 
@@ -166,6 +222,18 @@ pub fn start_recording(
     session: &str,
     extra: &[&str],
 ) -> (Child, mpsc::Receiver<String>) {
+    let (child, rx, _) = start_recording_said(home, node, session, extra);
+    (child, rx)
+}
+
+/// [`start_recording`], also returning what the recorder said on stderr
+/// before capture started.
+pub fn start_recording_said(
+    home: &Home,
+    node: &BeamNode,
+    session: &str,
+    extra: &[&str],
+) -> (Child, mpsc::Receiver<String>, String) {
     let mut args = vec![
         "record",
         node.name.as_str(),
@@ -182,16 +250,20 @@ pub fn start_recording(
         .spawn()
         .expect("spawn record");
     let rx = stderr_lines(&mut child);
+    let mut said = String::new();
     let failure = loop {
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) if l.starts_with("recording ") => return (child, rx),
-            Ok(l) if !l.starts_with("error") => continue,
+            Ok(l) if l.starts_with("recording ") => return (child, rx, said),
+            Ok(l) if !l.starts_with("error") => {
+                said.push_str(&l);
+                said.push('\n');
+            }
             other => break other,
         }
     };
     let _ = child.kill();
     let _ = child.wait();
-    panic!("recording did not start: {failure:?}");
+    panic!("recording did not start: {failure:?} (after: {said})");
 }
 
 /// Stops a recording with Ctrl-C (SIGINT); returns what it said on stderr
@@ -210,6 +282,56 @@ pub fn stop_recording(mut child: Child, rx: mpsc::Receiver<String>) -> String {
     }
     assert!(status.success(), "record exited with {status}: {err}");
     err
+}
+
+/// Waits (up to `timeout`) for a recording to end on its own (a trip, its
+/// `--for`); returns its exit status and what it said on stderr after it
+/// started. Kills it and panics if it is still running at the deadline.
+pub fn wait_recording_ends(
+    mut child: Child,
+    rx: mpsc::Receiver<String>,
+    timeout: Duration,
+) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + timeout;
+    let mut err = String::new();
+    let status = loop {
+        while let Ok(l) = rx.try_recv() {
+            err.push_str(&l);
+            err.push('\n');
+        }
+        if let Some(status) = child.try_wait().expect("wait record") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the recording was still running after {timeout:?}: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+        err.push_str(&l);
+        err.push('\n');
+    }
+    (status, err)
+}
+
+/// A session's `session.json`.
+pub fn session_json(home: &Home, session: &str) -> serde_json::Value {
+    let path = home
+        .path()
+        .join("sessions")
+        .join(session)
+        .join("session.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The integers in `text`, in order (to read figures out of a message).
+pub fn numbers(text: &str) -> Vec<u64> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
 }
 
 /// The lines `child` writes on stderr, as they come.
@@ -233,53 +355,100 @@ pub struct BeamNode {
     pub name: String,
     pub cookie: String,
     child: Child,
+    /// Holds the node's stderr (shown when it fails to start) and its ready marker.
+    dir: tempfile::TempDir,
 }
 
 impl BeamNode {
-    /// Starts `elixir --sname NAME@localhost --cookie C` loading `files` then running `code`.
+    /// Starts `elixir --sname NAME@localhost --cookie C`, loads `files`, runs
+    /// `code` (which must return; a trailing `Process.sleep(:infinity)` is
+    /// dropped) and keeps the node up. Returns once `code` has run.
     pub fn elixir(prefix: &str, files: &[PathBuf], code: &str) -> BeamNode {
-        let short = unique(prefix);
-        let name = format!("{short}@localhost");
+        BeamNode::start(&format!("{}@localhost", unique(prefix)), files, code)
+    }
+
+    /// Like [`BeamNode::elixir`] with a long name on `host` (an IP address of
+    /// this machine, say), so the node is reached through that address.
+    pub fn elixir_at(host: &str, prefix: &str, files: &[PathBuf], code: &str) -> BeamNode {
+        BeamNode::start(&format!("{}@{host}", unique(prefix)), files, code)
+    }
+
+    fn start(name: &str, files: &[PathBuf], code: &str) -> BeamNode {
         let cookie = format!("cookie{}", std::process::id());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ready = dir.path().join("ready");
+        let code = code.trim().trim_end_matches("Process.sleep(:infinity)");
+        let code = code.trim().trim_end_matches(';');
+        let code = format!(
+            "{code}\nFile.write!({:?}, \"ready\")\nProcess.sleep(:infinity)",
+            ready.to_str().unwrap()
+        );
         let mut cmd = Command::new("elixir");
-        cmd.args(["--sname", &name, "--cookie", &cookie]);
+        cmd.arg(if long_name(name) { "--name" } else { "--sname" })
+            .args([name, "--cookie", &cookie]);
         for f in files {
             cmd.arg("-r").arg(f);
         }
-        cmd.args(["-e", code])
+        let log = std::fs::File::create(dir.path().join("stderr")).expect("node log");
+        cmd.args(["-e", &code])
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(log);
         let child = cmd.spawn().expect("start elixir node");
-        let node = BeamNode {
-            name,
+        let mut node = BeamNode {
+            name: name.to_owned(),
             cookie,
             child,
+            dir,
         };
-        node.wait_registered();
+        node.wait_ready();
         node
     }
 
-    fn wait_registered(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    /// Waits until the node's code has run (it writes its ready marker) and
+    /// the node is registered with EPMD; fails early if it exits.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let ready = self.dir.path().join("ready");
         let short = self.name.split('@').next().unwrap().to_owned();
-        while Instant::now() < deadline {
-            let out = Command::new("epmd").arg("-names").output();
-            if let Ok(o) = out {
-                if String::from_utf8_lossy(&o.stdout).contains(&format!("name {short} ")) {
-                    // Registered; give the node a moment to finish booting its code.
-                    std::thread::sleep(Duration::from_millis(300));
-                    return;
-                }
+        let mut registered = false;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "node {} exited with {status} before it was ready: {}",
+                    self.name,
+                    self.log()
+                );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if !registered {
+                let out = Command::new("epmd").arg("-names").output();
+                registered = out.is_ok_and(|o| {
+                    String::from_utf8_lossy(&o.stdout).contains(&format!("name {short} "))
+                });
+            }
+            if registered && ready.exists() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} was not ready within 60 s (registered with EPMD: {registered}): {}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("node {} did not start", self.name);
+    }
+
+    /// What the node wrote on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
     }
 
     /// Waits (up to 10 s) until a capture runs on the node: the tracer is
     /// registered and new processes get trace flags.
     pub fn wait_until_traced(&self) -> bool {
-        for _ in 0..100 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
             if self.eval("whereis(elixirscope_tracer) =/= undefined andalso erlang:trace_info(new_processes, flags) =/= {flags, []}") == "true" {
                 return true;
             }
@@ -288,48 +457,109 @@ impl BeamNode {
         false
     }
 
-    /// Evaluates an Erlang expression on the node from a throwaway node; returns what it prints.
+    /// The `-name`/`-sname` flag and name for a helper node next to this one.
+    fn helper_name(&self, prefix: &str) -> [String; 2] {
+        let host = self.name.split('@').nth(1).unwrap_or("localhost");
+        let flag = if long_name(&self.name) {
+            "name"
+        } else {
+            "sname"
+        };
+        [flag.into(), format!("{}@{host}", unique(prefix))]
+    }
+
+    /// Evaluates an Erlang expression on the node from a throwaway node and
+    /// returns what it evaluates to (as `~p` prints it). Panics, naming the
+    /// expression, if the call fails (`{badrpc, ...}`: the node is down, the
+    /// expression raised...) or the helper node does not exit cleanly.
     pub fn eval(&self, expr: &str) -> String {
-        let checker = unique("checker");
+        self.try_eval(expr).unwrap_or_else(|why| {
+            panic!("eval on {} failed: {why}\n  expression: {expr}", self.name)
+        })
+    }
+
+    /// [`BeamNode::eval`] for callers that expect failure: `Err` holds the
+    /// `{badrpc, ...}` or what went wrong with the helper node.
+    pub fn try_eval(&self, expr: &str) -> Result<String, String> {
+        let [flag, helper] = self.helper_name("checker");
         let code = format!(
-            "R = rpc:call('{}', erlang, apply, [fun() -> {expr} end, []], 20000), io:format(\"~p~n\", [R]), halt().",
+            "case rpc:call('{}', erlang, apply, [fun() -> {expr} end, []], 20000) of \
+               {{badrpc, _}} = B -> io:format(\"~p~n\", [B]), halt(3); \
+               R -> io:format(\"~p~n\", [R]), halt(0) \
+             end.",
             self.name
         );
         let out = Command::new("erl")
             .args([
                 "-noshell",
-                "-sname",
-                &format!("{checker}@localhost"),
+                &format!("-{flag}"),
+                &helper,
                 "-setcookie",
                 &self.cookie,
                 "-eval",
                 &code,
             ])
+            .stdin(Stdio::null())
             .output()
             .expect("run erl");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        match out.status.code() {
+            Some(0) => Ok(text),
+            Some(3) => Err(text),
+            _ => Err(format!(
+                "the helper node exited with {}: {text} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        }
     }
 
-    /// Calls `Module.function(args)` (Elixir syntax args) on the node via `:rpc`.
+    /// Calls `Module.function(args)` (Elixir code) on the node via `:rpc` and
+    /// returns its value as `inspect` prints it. Panics, naming the code, if
+    /// the call fails (`{:badrpc, ...}`, or the helper does not exit cleanly).
     pub fn call_elixir(&self, call: &str) -> String {
-        let checker = unique("driver");
+        self.try_call_elixir(call)
+            .unwrap_or_else(|why| panic!("call on {} failed: {why}\n  code: {call}", self.name))
+    }
+
+    /// [`BeamNode::call_elixir`] for callers that expect failure.
+    pub fn try_call_elixir(&self, call: &str) -> Result<String, String> {
+        let [flag, helper] = self.helper_name("driver");
         let code = format!(
-            "IO.inspect(elem(:rpc.call(:\"{}\", Code, :eval_string, [{:?}]), 0), limit: :infinity)",
+            "case :rpc.call(:\"{}\", Code, :eval_string, [{:?}]) do \
+               {{:badrpc, _}} = b -> IO.inspect(b, limit: :infinity); System.halt(3)\n \
+               {{value, _binding}} -> IO.inspect(value, limit: :infinity) \
+             end",
             self.name, call
         );
         let out = Command::new("elixir")
             .args([
-                "--sname",
-                &format!("{checker}@localhost"),
+                &format!("--{flag}"),
+                &helper,
                 "--cookie",
                 &self.cookie,
                 "-e",
                 &code,
             ])
+            .stdin(Stdio::null())
             .output()
             .expect("run elixir");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        match out.status.code() {
+            Some(0) => Ok(text),
+            Some(3) => Err(text),
+            _ => Err(format!(
+                "the helper node exited with {}: {text} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        }
     }
+}
+
+/// Whether a node name needs `-name` (a host with dots: an IP or a FQDN).
+fn long_name(name: &str) -> bool {
+    name.split('@').nth(1).is_some_and(|h| h.contains('.'))
 }
 
 impl Drop for BeamNode {
@@ -361,18 +591,24 @@ pub struct Probed {
     pub max_latency_us: u64,
     pub min_memory: u64,
     pub max_memory: u64,
+    /// RPCs answered.
     pub samples: u64,
+    /// RPCs that failed or got no answer within 5 s.
+    pub failures: u64,
 }
 
 /// An Erlang node outside `node` that reads its total memory over RPC every
 /// 10 ms for `secs` seconds, timing each call.
 pub struct Probe {
     child: Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
     _dir: tempfile::TempDir,
 }
 
 impl Probe {
+    /// Starts the probe and returns once its first call was answered.
     pub fn start(node: &BeamNode, secs: u32) -> Probe {
+        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let ok = Command::new("erlc")
             .arg("-o")
@@ -381,30 +617,38 @@ impl Probe {
             .status()
             .unwrap();
         assert!(ok.success(), "probe.erl did not compile");
-        let child = Command::new("erl")
-            .args([
-                "-noshell",
-                "-sname",
-                &format!("{}@localhost", unique("probe")),
-            ])
+        let [flag, name] = node.helper_name("probe");
+        let mut child = Command::new("erl")
+            .args(["-noshell", &format!("-{flag}"), &name])
             .args(["-setcookie", &node.cookie, "-pa"])
             .arg(dir.path())
             .args(["-run", "probe", "main", &node.name, &secs.to_string()])
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        Probe { child, _dir: dir }
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        assert_eq!(first.trim(), "connected", "the probe did not connect");
+        Probe {
+            child,
+            out,
+            _dir: dir,
+        }
     }
 
     /// Waits for the probe to finish and reads its figures.
-    pub fn finish(self) -> Probed {
-        let out = self.child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+    pub fn finish(mut self) -> Probed {
+        use std::io::Read;
+        let mut text = String::new();
+        self.out.read_to_string(&mut text).unwrap();
+        let _ = self.child.wait();
         let figures: Vec<u64> = text
             .split_whitespace()
             .filter_map(|n| n.parse().ok())
             .collect();
-        let [max_latency_us, min_memory, max_memory, samples] = figures[..] else {
+        let [max_latency_us, min_memory, max_memory, samples, failures] = figures[..] else {
             panic!("probe printed {text:?}")
         };
         Probed {
@@ -412,6 +656,7 @@ impl Probe {
             min_memory,
             max_memory,
             samples,
+            failures,
         }
     }
 }

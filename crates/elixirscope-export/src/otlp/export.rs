@@ -2,7 +2,9 @@
 //! batches of [`BATCH_SPANS`], through a bounded queue to the sender, so a
 //! slow endpoint slows the reading down instead of filling memory. A batch
 //! the endpoint refuses for good is counted as dropped; after
-//! [`MAX_FAILED_BATCHES`] in a row the export stops with the endpoint's reason.
+//! [`MAX_FAILED_BATCHES`] in a row the export stops with the endpoint's reason
+//! (and every span not sent by then is dropped too). Either way the summary
+//! says how many spans were sent and how many dropped.
 
 use super::client::{Endpoint, ExportError, Exporter};
 use super::metrics::session_metrics;
@@ -50,6 +52,10 @@ pub struct ExportSummary {
     pub metrics: usize,
     /// Log records of traced logger calls.
     pub logs: u64,
+    /// Why spans were dropped or the export stopped early (the endpoint's
+    /// last refusal), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 pub fn instrumentation_scope() -> InstrumentationScope {
@@ -158,7 +164,9 @@ pub fn node_name(s: &Session, node: DictId) -> String {
     s.atom(node).to_owned()
 }
 
-/// Exports the spans (and metrics) of a session to `endpoint`.
+/// Exports the spans (and metrics) of a session to `endpoint`. An endpoint
+/// that cannot be used at all is an error; one that refuses what is sent is
+/// reported in the summary (`dropped_spans`, `error`).
 pub fn export_session(
     s: &Session,
     endpoint: Endpoint,
@@ -184,17 +192,21 @@ pub fn export_session(
             .or_insert_with(|| resource(s, &node_name(s, node), opts.service_name.as_deref()))
             .clone()
     };
-    let result = std::thread::scope(|scope| {
+    let (sent, logs, built) = std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             let mut pending: FxHashMap<DictId, Vec<Span>> = FxHashMap::default();
             let mut open = true;
+            let mut built = 0u64;
             let mut state = SpanState::default();
             SpanBuilder::new(s, &mut state, |node, span| {
+                built += 1;
                 let batch = pending.entry(node).or_default();
                 batch.push(span);
                 if batch.len() >= BATCH_SPANS && open {
                     // A closed queue means the sender gave up: stop queueing.
                     open = tx.blocking_send((node, std::mem::take(batch))).is_ok();
+                } else if !open {
+                    batch.clear();
                 }
             })
             .run(&opts.filter);
@@ -203,10 +215,11 @@ pub fn export_session(
                     open = tx.blocking_send((node, batch)).is_ok();
                 }
             }
-            state.logs
+            (state.logs, built)
         });
         let sent = runtime.block_on(async {
             let mut failed_in_a_row = 0;
+            let mut refused = None;
             while let Some((node, spans)) = rx.recv().await {
                 let n = spans.len() as u64;
                 let req = traces_request(resource_of(node), spans);
@@ -217,31 +230,49 @@ pub fn export_session(
                         failed_in_a_row = 0;
                     }
                     Err(e) => {
-                        summary.dropped_spans += n;
                         failed_in_a_row += 1;
-                        if failed_in_a_row >= MAX_FAILED_BATCHES {
-                            return Err(e);
+                        let stop = failed_in_a_row >= MAX_FAILED_BATCHES;
+                        refused = Some((e, stop));
+                        if stop {
+                            break;
                         }
                     }
                 }
             }
-            Ok(())
+            refused
         });
         drop(rx);
-        let logs = reader.join().unwrap_or_default();
-        sent.map(|()| logs)
+        let (logs, built) = reader.join().unwrap_or_default();
+        (sent, logs, built)
     });
     summary.retries = exporter.retries();
-    let logs = result?;
+    // Whatever was built and not accepted is dropped: refused batches, and
+    // after the export stopped, the rest.
+    summary.dropped_spans = built - summary.spans;
+    if let Some((e, stopped)) = sent {
+        summary.error = Some(e.to_string());
+        if stopped {
+            return Ok(summary);
+        }
+    }
     if !logs.is_empty() && exporter.takes_logs() {
-        summary.logs = logs.len() as u64;
+        let n = logs.len() as u64;
         let req = logs_request(s, opts.service_name.as_deref(), logs);
-        runtime.block_on(exporter.export_logs(&req))?;
+        match runtime.block_on(exporter.export_logs(&req)) {
+            Ok(()) => summary.logs = n,
+            Err(e) => {
+                summary.error = Some(e.to_string());
+                summary.retries = exporter.retries();
+                return Ok(summary);
+            }
+        }
     }
     if opts.metrics {
         let (n, req) = metrics_request(s, opts);
-        summary.metrics = n;
-        runtime.block_on(exporter.export_metrics(&req))?;
+        match runtime.block_on(exporter.export_metrics(&req)) {
+            Ok(()) => summary.metrics = n,
+            Err(e) => summary.error = Some(e.to_string()),
+        }
         summary.retries = exporter.retries();
     }
     Ok(summary)
