@@ -153,13 +153,14 @@ fn a_burst_of_big_messages_trips_on_the_bytes_rate_budget() {
     require_beam();
     let home = Home::new();
     let node = BeamNode::elixir("bytes", &[], ":ok");
-    // 200 messages of 10 KB at once: about 2 MB of events within a second,
-    // against a budget of 256 KB a second.
+    // 200 messages of 10 KB at once, kept whole (the default limits would cut
+    // each binary to 1 KB): about 4 MB of events within a second, against a
+    // budget of 256 KB a second.
     let show = record_until_tripped(
         &home,
         &node,
         "bytes",
-        &["--max-bytes-rate", "256KB"],
+        &["--max-bytes-rate", "256KB", "--max-term-bytes", "16KB"],
         "sink = spawn(fn -> Stream.repeatedly(fn -> receive do _ -> :ok end end) |> Stream.run() end); \
          for i <- 1..200, do: send(sink, {:blob, i, :binary.copy(<<i>>, 10_000)}); :ok",
         ":ok",
