@@ -3,23 +3,27 @@
 %% States arrive in the arguments and results of traced callbacks. Before this
 %% process sees them the VM has already copied them into its mailbox, whole, so
 %% the process tracer protects the traced process in two ways:
-%% - heap limit: a process whose heap exceeds the limit (checked before capture
-%%   starts and every second during it) gets its state callbacks excluded from
-%%   tracing in the VM itself (a match-spec clause on its pid), so nothing is
-%%   copied any more; the capture records that step and why;
+%% - heap limit: a process whose heap exceeds the limit is no longer call
+%%   traced, so the VM copies nothing of its state any more: found before
+%%   capture starts, its state callbacks get a match-spec clause that leaves
+%%   its pid out; found during capture (at most every 100 ms as its callbacks
+%%   arrive, and every second), its call trace flag is turned off — at once,
+%%   where changing match specs would wait for every scheduler, and those are
+%%   busy copying the very states that made it necessary. The capture records
+%%   that step and why;
 %% - cost: the tracer-cost governor (elixirscope_governor) may degrade a
 %%   process step by step: shallower limits, its state for one callback in 16
 %%   (the others carry '$es_not_captured' where the state was), then none
-%%   (excluded as above).
+%%   (its call trace flag off, as above).
 %% Levels only go up. Everything here runs in the tracer process.
 -module(elixirscope_state_capture).
 
 -export([new/3, add_modules/2, is_state_event/2, bound/2, charge/3, window/2, level/2,
-         set_level/3, over_heap/1, heap_bytes/1]).
+         set_level/3, over_heap/1, heap_bytes/1, take_over_heap/1]).
 
 
 -record(sc, {mods = #{}, levels = #{}, callbacks = #{}, costs = #{}, seen = #{},
-             max_heap = infinity, payload, shallow}).
+             max_heap = infinity, payload, shallow, over = []}).
 
 %% Payload: the capture's elixirscope_payload config; Shallow: the same with
 %% shallower limits; MaxHeap: bytes, or infinity.
@@ -57,11 +61,27 @@ bound(Msg, SC0) ->
         false -> {elixirscope_payload:event(Msg, SC#sc.payload), SC}
     end.
 
-%% Processes seen running state callbacks (their heaps are checked).
+%% Processes seen running state callbacks, and when their heap was last
+%% checked: a callback's call checks it again if that was over 100 ms ago.
 seen({trace_ts, Pid, call, {M, _, _}, _}, #sc{mods = Mods, seen = Seen} = SC)
-  when is_map_key(M, Mods), not is_map_key(Pid, Seen) ->
-    SC#sc{seen = Seen#{Pid => true}};
+  when is_map_key(M, Mods) ->
+    Now = erlang:monotonic_time(millisecond),
+    case Seen of
+        #{Pid := At} when Now - At < 100 -> SC;
+        _ -> check_heap(Pid, SC#sc{seen = Seen#{Pid => Now}})
+    end;
 seen(_, SC) -> SC.
+
+check_heap(_, #sc{max_heap = infinity} = SC) -> SC;
+check_heap(Pid, #sc{max_heap = Max, levels = L, over = Over} = SC) ->
+    case maps:get(Pid, L, 0) < 3 andalso heap_bytes(Pid) of
+        H when is_integer(H), H > Max -> SC#sc{over = [{Pid, H} | Over]};
+        _ -> SC
+    end.
+
+%% Processes found over the heap limit as their callbacks arrived, since the
+%% last call.
+take_over_heap(#sc{over = Over} = SC) -> {lists:reverse(Over), SC#sc{over = []}}.
 
 %% Whether this callback's state is left out (decided at its call, kept for
 %% its return).
@@ -131,22 +151,14 @@ window(N, #sc{costs = C, callbacks = Cb, levels = L} = SC) ->
 level(Pid, #sc{levels = L}) -> maps:get(Pid, L, 0).
 
 %% Raises Pid's level (never lowers it); level 3 also stops the VM tracing its
-%% state callbacks.
+%% calls.
 set_level(Pid, Level, #sc{levels = L} = SC) ->
     case Level > maps:get(Pid, L, 0) of
         false -> SC;
         true ->
-            SC1 = SC#sc{levels = L#{Pid => Level}},
-            case Level >= 3 of
-                true -> exclude(SC1);
-                false -> SC1
-            end
+            _ = Level >= 3 andalso (catch erlang:trace(Pid, false, [call, arity, return_to])),
+            SC#sc{levels = L#{Pid => Level}}
     end.
-
-exclude(#sc{levels = L, mods = Mods} = SC) ->
-    Off = [P || {P, Level} <- maps:to_list(L), Level >= 3, is_pid(P)],
-    elixirscope_trace_setup:exclude_state_pids(Off, maps:to_list(Mods)),
-    SC.
 
 %% Processes seen running state callbacks whose heap is now over the limit
 %% and whose state is still captured: [{Pid, HeapBytes}].

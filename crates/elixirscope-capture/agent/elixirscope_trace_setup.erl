@@ -8,7 +8,7 @@
 -module(elixirscope_trace_setup).
 
 -export([enable/2, clear/1, stop_nif/0, foreign_tracer/0, apply_module/2, callback_mfas/2,
-         call_match_spec/0, behaviour/1, initial_module/1, exclude_state_pids/2]).
+         call_match_spec/0, behaviour/1, initial_module/1]).
 
 %% A tracer other than ours on new processes or on any process.
 foreign_tracer() ->
@@ -107,12 +107,6 @@ set_pattern(MFA, _, _) -> set_pattern(MFA).
 %% no call and no return message, so the VM copies nothing of theirs.
 excluding(Pids) ->
     [{'_', [{'=:=', {self}, P}], [{message, false}]} || P <- Pids] ++ call_match_spec().
-
-%% Stops tracing the state callbacks of Pids (for every loaded state module).
-exclude_state_pids(Pids, StateMods) ->
-    [erlang:trace_pattern(MFA, excluding(Pids), [local])
-     || {M, B} <- StateMods, erlang:module_loaded(M), MFA <- callback_mfas(M, B)],
-    ok.
 
 state_heap_limit(Config) ->
     maps:get(max_state_heap, maps:get(budget, Config, #{}), infinity).

@@ -328,8 +328,10 @@ agent_events(Evs, S) ->
 
 %% Keeps a message as it leaves the node: within the limits and redacted.
 keep(Msg, S) ->
-    {Out, C} = elixirscope_state_capture:bound(Msg, S#st.capture),
-    accept(Out, S#st{capture = C}).
+    {Out, C0} = elixirscope_state_capture:bound(Msg, S#st.capture),
+    {Over, C} = elixirscope_state_capture:take_over_heap(C0),
+    S1 = accept(Out, S#st{capture = C}),
+    lists:foldl(fun({Pid, Heap}, Acc) -> over_heap(Pid, Heap, Acc) end, S1, Over).
 
 %% Trace messages.
 trace_event(_Msg, #st{tripped = T} = S) when T =/= false ->
@@ -565,7 +567,7 @@ setup_done(Setup, S) ->
 over_heap(Pid, Heap, S) ->
     Limit = maps:get(max_state_heap, maps:get(budget, S#st.config, #{}), 0),
     Detail = fmt("heap of ~b bytes is over the ~b-byte limit for state capture "
-                 "(--max-state-heap): its state callbacks are no longer traced",
+                 "(--max-state-heap): its state callbacks are no longer traced (nor its other calls)",
                  [Heap, Limit]),
     degrade(Pid, 3, Detail, S).
 

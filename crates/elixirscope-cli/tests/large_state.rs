@@ -73,7 +73,14 @@ fn a_50_mb_state_is_captured_within_limits_under_each_tracer() {
 
     // The NIF tracer: a state for every callback, cut to the limits.
     let before = calls(&node);
-    let show = record(&home, &node, "nif", &["--tracer", "nif", "--for", "3s"]);
+    // A tracer budget well above what this costs, so the machine's load
+    // (tests run side by side) does not decide what is kept.
+    let show = record(
+        &home,
+        &node,
+        "nif",
+        &["--tracer", "nif", "--for", "3s", "--max-tracer-cpu", "50%"],
+    );
     let during = calls(&node) - before;
     assert_eq!(show["tracers"][0]["tracer"], "nif", "{show}");
     assert_eq!(show["trips"].as_array().map(Vec::len), Some(0), "{show}");
@@ -253,6 +260,9 @@ fn a_state_growing_past_the_heap_limit_during_capture_stops_being_copied() {
             "process",
             "--max-state-heap",
             "2MB",
+            // The heap limit alone decides here, not the tracer's cost.
+            "--max-tracer-cpu",
+            "100%",
         ],
     );
     assert!(node.wait_until_traced(), "capture never started");
@@ -282,6 +292,7 @@ fn a_state_growing_past_the_heap_limit_during_capture_stops_being_copied() {
             .into_iter()
             .find(|d| d["summary"].as_str().unwrap_or("").contains("level 3"))
     };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let step = loop {
         if let Some(d) = off() {
             break d;

@@ -221,7 +221,10 @@ fn record(
     let spent = (os_monotonic_ns() + cap.clock_offset - ts).max(0) as u64;
     let weight = if note.is_some() { 1 } else { TIME_EVERY };
     let busy = &counters.busy_ns;
-    busy.store(busy.load(Ordering::Relaxed) + spent * weight, Ordering::Relaxed);
+    busy.store(
+        busy.load(Ordering::Relaxed) + spent * weight,
+        Ordering::Relaxed,
+    );
     if let Some((n, pushed)) = note {
         cap.tracks.settle(n.pid, n.state, n.plan, pushed, spent);
     }
