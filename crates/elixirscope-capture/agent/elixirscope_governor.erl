@@ -9,13 +9,14 @@
 %%   1 shallower limits for its state, 2 its state for one callback in 16,
 %%   3 its state not captured at all;
 %% each step becomes an event with its reason. When no process is left to
-%% degrade (or the cost is not in state capture) and the tracer is still over
-%% budget, the capture trips, one-way, like every other breaker.
+%% degrade (or the cost is not in state capture) and the tracer has been over
+%% budget for three seconds in a row (a burst is not a trend), the capture
+%% trips, one-way, like every other breaker.
 -module(elixirscope_governor).
 
 -export([new/2, check/4, level_name/1]).
 
--record(gov, {max_share, schedulers, last_at, last_busy = 0}).
+-record(gov, {max_share, schedulers, last_at, last_busy = 0, strikes = 0}).
 
 %% MaxShare: a fraction of all schedulers' time (0.05 = 5 %), or undefined.
 new(undefined, _) -> off;
@@ -32,20 +33,23 @@ check(#gov{} = G, Now, Busy, Procs) ->
     Window = max(1, Now - G#gov.last_at),
     Spent = max(0, Busy - G#gov.last_busy),
     Share = Spent / (Window * G#gov.schedulers),
-    G1 = G#gov{last_at = Now, last_busy = Busy},
+    G0 = G#gov{last_at = Now, last_busy = Busy},
     case Share > G#gov.max_share of
-        false -> {ok, G1};
+        false -> {ok, G0#gov{strikes = 0}};
         true ->
             Why = fmt("the tracer used ~.2f % of scheduler time over ~b ms (budget ~.2f %)",
                       [Share * 100, Window div 1000000, G#gov.max_share * 100]),
+            G1 = G0#gov{strikes = G#gov.strikes + 1},
             case [P || {_, Ns, _, Level} = P <- Procs, Level < 3, Ns * 5 >= Spent] of
                 [{Pid, Ns, _, Level} | _] ->
                     Next = Level + 1,
                     Detail = fmt("~s; ~.1f % of it on the state of ~p: ~s",
                                  [Why, 100 * Ns / max(1, Spent), Pid, level_name(Next)]),
                     {degrade, Pid, Next, Detail, G1};
+                [] when G1#gov.strikes >= 3 ->
+                    {trip, [Why, <<"; over budget for 3 s, no state capture left to degrade">>]};
                 [] ->
-                    {trip, [Why, <<"; no state capture left to degrade">>]}
+                    {ok, G1}
             end
     end.
 

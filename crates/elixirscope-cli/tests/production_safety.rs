@@ -194,7 +194,8 @@ fn a_bad_scheduler_limit_is_refused_with_the_expected_form() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("invalid --max-scheduler-use 'lots': use a percentage, e.g. 90%"),
+        err.contains("invalid --max-scheduler-use 'lots': use a percentage")
+            && err.contains("e.g. 90%"),
         "{err}"
     );
 }
