@@ -53,6 +53,12 @@ init(Config, Caller) ->
     process_flag(message_queue_data, off_heap),
     process_flag(trap_exit, true),
     erlang:trace(self(), false, [all]),
+    %% Loaded now, not when a trip or a degradation is first written: loading
+    %% code goes through the code server and waits for every scheduler, and
+    %% a node under the stress that made us act is exactly when that is slow.
+    _ = [code:ensure_loaded(M) || M <- [io_lib, io_lib_format, io_lib_pretty, string,
+                                          unicode, re, binary, queue, maps, lists]],
+    _ = fmt("~p ~b ~s ~.2f", [ok, 1, "x", 1.0]),
     case catch register(elixirscope_tracer, self()) of
         true -> connect(Config, Caller);
         _ -> Caller ! {elixirscope_tracer_failed, self(), already_capturing}

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{fixture, require_beam, stderr, BeamNode, Home};
+use common::{fixture, require_beam, stderr, stdout, BeamNode, Home};
 use serde_json::Value;
 
 const ENTRIES: u64 = 200_000;
@@ -299,7 +299,8 @@ fn a_state_growing_past_the_heap_limit_during_capture_stops_being_copied() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the growth was never noticed"
+            "the growth was never noticed: {}",
+            stdout(&home.run(&["show", "grow"]))
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
