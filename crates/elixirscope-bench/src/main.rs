@@ -82,7 +82,7 @@ fn parse_args() -> Args {
                      --store-events N  size of the generated session for store/query figures (default 10 M; 0 skips)\n\
                      --write FILE      put the results table into FILE (between its bench markers)\n\
                      --frames FILE     keep the recorded frames in FILE, or reuse them if it exists\n\
-                     --ingest-only     only measure the collector's ingest (with --frames FILE)\n\
+                     --ingest-only     only measure the collector's ingest (with --frames FILE, recorded first if missing)\n\
                      --ui-events N     size of the generated session for the web UI figures (default 1 M; 0 skips)\n\
                      --ui-only         only measure the web UI (API per zoom level, first paint in Chromium)\n\
                      --large-state-only  only the large-state workload (a 50 MB GenServer state under client calls)"
@@ -236,10 +236,18 @@ fn run_ui(bin: &std::path::Path, events: u64) -> String {
 fn main() {
     let args = parse_args();
     if args.ingest_only {
-        let Some(file) = args.frames.as_ref().filter(|f| f.exists()) else {
-            eprintln!("error: --ingest-only needs --frames FILE of recorded frames");
+        let Some(file) = args.frames.as_ref() else {
+            eprintln!("error: --ingest-only needs --frames FILE (recorded there first if it does not exist)");
             std::process::exit(2);
         };
+        if !file.exists() {
+            let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+            eprintln!(
+                "ingest: recording frames from a node into {}",
+                file.display()
+            );
+            Node::start().record_frames(&file, (200_000.0 * args.scale) as u64);
+        }
         let r = ingest::run(file, args.rounds);
         for s in &r.secs {
             println!(

@@ -563,25 +563,27 @@ fn call<'a>(
         args.and_then(|a| behaviour::on_call(b, &function, a))
             .map(|c| (b, c))
     });
-    let before = st
-        .last_state
-        .get(&e.pid)
-        .filter(|l| l.dropped_at == ctx.dropped_total)
-        .map(|l| l.bytes.clone());
-    if let Some((_, c)) = &mut callback {
-        resolve_before(st, ctx, e.pid, c);
-    }
-    // A gen_server's state argument equal to its last recorded state is
-    // stored as '$es_state' (as the NIF tracer sends it when it is the very
-    // same term), whichever tracer sent it: the state is stored once per
-    // change, in its state event.
-    let shortened = match (&callback, args, before.as_deref()) {
-        (Some((Behaviour::GenServer, c)), Some(a), Some(prev)) => c.state_arg.and_then(|i| {
-            let item = a.list()?.nth(i)?;
-            same_as(prev, item).then(|| replace_element(a.raw(), item.raw(), &same_state_atom()))
-        }),
+    // A gen_server's state argument that is its last recorded state (the
+    // same bytes, nothing cut) is stored as '$es_state' (as the NIF tracer
+    // sends it when it is the very same term), whichever tracer sent it: the
+    // state is stored once per change, in its state event.
+    let shortened = match (&callback, args) {
+        (Some((Behaviour::GenServer, c)), Some(a)) => {
+            let prev = st
+                .last_state
+                .get(&e.pid)
+                .filter(|l| l.dropped_at == ctx.dropped_total);
+            c.state_arg.zip(prev).and_then(|(i, prev)| {
+                let item = a.list()?.nth(i)?;
+                (item.raw() == prev.bytes.as_slice() && !is_cut(item.raw()))
+                    .then(|| replace_element(a.raw(), item.raw(), &same_state_atom()))
+            })
+        }
         _ => None,
     };
+    if let Some((_, c)) = &mut callback {
+        resolve_before(st, ctx, e.pid, c, shortened.is_some());
+    }
     if let Some((_, c)) = &callback {
         if let Some(key) = c.message_key {
             e.link = take_receive(st, e.pid, key);
@@ -639,19 +641,29 @@ fn ret<'a>(
         e.link = Some(fr.call);
         e.aux = e.ts.saturating_sub(fr.ts).max(0) as u64;
     }
-    // A result whose state equals the state the callback was given stores
-    // it as '$es_state', as for arguments.
-    let shortened = match (&frame, value) {
+    // The state the callback left, worked out before its return is stored: a
+    // result whose state is the one the callback was given (equal, nothing
+    // cut) stores it as '$es_state', as for arguments.
+    let after = match (&frame, value) {
         (
             Some(Frame {
-                callback: Some((Behaviour::GenServer, c)),
+                callback: Some((b, c)),
                 ..
             }),
             Some(v),
-        ) if !exception => c.old_state.as_deref().and_then(|old| {
-            let item = behaviour::gen_server_result_state(v)?;
-            same_as(old, item).then(|| replace_element(v.raw(), item.raw(), &same_state_atom()))
-        }),
+        ) if !exception => state_after(st, e.pid, *b, c, v),
+        _ => After::Nothing,
+    };
+    let shortened = match (&after, &frame, value) {
+        (
+            After::State { shorten: true, .. },
+            Some(Frame {
+                callback: Some((Behaviour::GenServer, _)),
+                ..
+            }),
+            Some(v),
+        ) => behaviour::gen_server_result_state(v)
+            .map(|item| replace_element(v.raw(), item.raw(), &same_state_atom())),
         _ => None,
     };
     let mut stored: NewEvent<'_> = e;
@@ -662,47 +674,74 @@ fn ret<'a>(
     if frame.is_some() && elixirscope_metrics::enabled() {
         st.returns.push((e.mfa, e.aux, id_of_return));
     }
-    let (Some(fr), Some(v), false) = (frame, value, exception) else {
-        return Ok(());
+    let Some(fr) = frame else { return Ok(()) };
+    match after {
+        After::Nothing => {}
+        After::Forget => {
+            st.last_state.remove(&e.pid);
+        }
+        After::State { bytes, flags, .. } => {
+            let mut s = NewEvent::new(e.ts, EventKind::State, e.node, e.pid);
+            s.mfa = id;
+            s.link = Some(fr.call);
+            s.aux = flags;
+            s.term = Some(&bytes);
+            w.append(&s)?;
+            remember_state(st, ctx, e.pid, bytes);
+        }
+    }
+    Ok(())
+}
+
+/// What a callback's result says about its process's state.
+enum After {
+    /// No state in it (or not one that can be known).
+    Nothing,
+    /// Left out on purpose: the state is no longer known.
+    Forget,
+    /// The state after the callback, its [`state_flags`], and whether the
+    /// result may store it as '$es_state' (it is the state the callback was
+    /// given, nothing cut).
+    State {
+        bytes: Vec<u8>,
+        flags: u64,
+        shorten: bool,
+    },
+}
+
+fn state_after(st: &State, pid: DictId, b: Behaviour, c: &CallbackCall, v: View<'_>) -> After {
+    let Some(new) = behaviour::new_state(b, c, v) else {
+        return After::Nothing;
     };
-    let Some((b, c)) = fr.callback else {
-        return Ok(());
-    };
-    let Some(new) = behaviour::new_state(b, &c, v) else {
-        return Ok(());
-    };
-    let (new, flags) = match behaviour::marker(&new) {
+    match behaviour::marker(&new) {
         // The callback returned the very state it was given.
-        Some(Marker::Same) => match c.old_state {
+        Some(Marker::Same) => match &c.old_state {
             Some(old) => {
-                let cut = if is_cut(&old) { TRUNCATED } else { 0 };
-                (old, UNCHANGED | cut)
+                let cut = if is_cut(old) { TRUNCATED } else { 0 };
+                After::State {
+                    bytes: old.clone(),
+                    flags: UNCHANGED | cut,
+                    shorten: false,
+                }
             }
             // Unchanged, but what it was is not known (events were dropped).
-            None => return Ok(()),
+            None => After::Nothing,
         },
-        Some(Marker::NotCaptured) => {
-            st.last_state.remove(&e.pid);
-            return Ok(());
-        }
+        Some(Marker::NotCaptured) => After::Forget,
         None => {
             let before = match &c.old_state {
                 Some(old) => Some(old.as_slice()),
                 None if c.before_unknown => None,
-                None => st.last_state.get(&e.pid).map(|l| l.bytes.as_slice()),
+                None => st.last_state.get(&pid).map(|l| l.bytes.as_slice()),
             };
             let flags = state_change(before, &new, c.before_unknown);
-            (new, flags)
+            After::State {
+                shorten: flags & UNCHANGED != 0 && c.old_state.is_some(),
+                bytes: new,
+                flags,
+            }
         }
-    };
-    let mut s = NewEvent::new(e.ts, EventKind::State, e.node, e.pid);
-    s.mfa = id;
-    s.link = Some(fr.call);
-    s.aux = flags;
-    s.term = Some(&new);
-    w.append(&s)?;
-    remember_state(st, ctx, e.pid, new);
-    Ok(())
+    }
 }
 
 /// The [`state_flags`] of a new state given the one before (if known).
@@ -722,15 +761,6 @@ fn state_change(before: Option<&[u8]>, new: &[u8], before_unknown: bool) -> u64 
         Some(_) => {}
     }
     flags
-}
-
-/// Whether a state written out in full is certainly `prev`: equal to it and
-/// not cut by the capture limits (a marker is left as it is).
-fn same_as(prev: &[u8], item: View<'_>) -> bool {
-    behaviour::marker(item.raw()).is_none()
-        && !is_cut(item.raw())
-        && !is_cut(prev)
-        && same_term(prev, item.raw())
 }
 
 /// `container` with `element` (one of its elements' bytes) replaced.
@@ -768,7 +798,13 @@ fn remember_state(st: &mut State, ctx: &NodeCtx, pid: DictId, bytes: Vec<u8>) {
 /// it out: `'$es_state'` is the process's last recorded state (unless events
 /// were dropped since), `'$es_not_captured'` is unknown. A state written out
 /// in full is remembered as the latest.
-fn resolve_before(st: &mut State, ctx: &NodeCtx, pid: DictId, c: &mut CallbackCall) {
+fn resolve_before(
+    st: &mut State,
+    ctx: &NodeCtx,
+    pid: DictId,
+    c: &mut CallbackCall,
+    already_recorded: bool,
+) {
     let Some(old) = c.old_state.as_deref() else {
         return;
     };
@@ -786,6 +822,7 @@ fn resolve_before(st: &mut State, ctx: &NodeCtx, pid: DictId, c: &mut CallbackCa
             c.before_unknown = true;
             st.last_state.remove(&pid);
         }
+        None if already_recorded => {}
         None => {
             let bytes = old.to_vec();
             remember_state(st, ctx, pid, bytes);

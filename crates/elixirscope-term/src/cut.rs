@@ -66,9 +66,19 @@ pub fn map_more(entries: &[(Term, Term)]) -> Option<u64> {
 /// its bytes for the markers' atom names; bounded by the term's size, which
 /// the limits bound).
 pub fn is_cut_bytes(bytes: &[u8]) -> bool {
-    [MORE, BIN, CUT]
-        .iter()
-        .any(|m| bytes.windows(m.len()).any(|w| w == m.as_bytes()))
+    // One pass: every marker's name starts with `$es_`.
+    let mut rest = bytes;
+    while let Some(at) = rest.iter().position(|&b| b == b'$') {
+        let tail = &rest[at..];
+        if [MORE, BIN, CUT]
+            .iter()
+            .any(|m| tail.starts_with(m.as_bytes()))
+        {
+            return true;
+        }
+        rest = &rest[at + 1..];
+    }
+    false
 }
 
 /// Whether a term holds a marker of the capture limits.
