@@ -13,6 +13,7 @@ pub mod behaviour;
 mod hash;
 pub mod matcher;
 mod publish;
+mod states;
 mod translate;
 
 use elixirscope_store::session::{write_meta, NodeMeta, SessionMeta, SessionStatus, Trip};

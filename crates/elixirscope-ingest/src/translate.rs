@@ -4,12 +4,15 @@
 //! node's monotonic clock in nanoseconds; agent events are `{es_*, ...}` tuples.
 //! Payload terms (messages, arguments, results, reasons, states) are stored as
 //! the exact bytes the node encoded; only the fields the model indexes (pids,
-//! MFAs, names) are read.
+//! MFAs, names) are read; GenServer states are worked out in `states`.
 
-use crate::behaviour::{self, Behaviour, CallbackCall, Marker};
+use crate::behaviour::{self, Behaviour, CallbackCall};
 use crate::hash::hash;
 use crate::matcher::Matcher;
-use elixirscope_store::model::state_flags::{BEFORE_UNKNOWN, TRUNCATED, UNCHANGED, UNSURE};
+use crate::states::{
+    is_cut, remember_state, replace_element, resolve_before, state_after, After, LastState,
+    SAME_STATE_ETF,
+};
 use elixirscope_store::session::Trip;
 use elixirscope_store::{
     DictId, EventId, EventKind, MfaEntry, NewEvent, PidEntry, SessionWriter, StoreError,
@@ -48,15 +51,6 @@ struct Frame {
     callback: Option<(Behaviour, CallbackCall)>,
 }
 
-/// A process's last recorded state, with the node's drop total when it was
-/// recorded: if events were dropped since, the node may have recorded a newer
-/// state that never arrived, so a reference to "the state as before" cannot be
-/// trusted.
-struct LastState {
-    bytes: Vec<u8>,
-    dropped_at: u64,
-}
-
 /// Everything ingest remembers between events.
 #[derive(Default)]
 pub struct State {
@@ -70,7 +64,7 @@ pub struct State {
     recent: HashMap<DictId, VecDeque<(u64, EventId)>>,
     /// Last recorded state per process: what a `'$es_state'` in the next
     /// callback stands for, and the base of "unchanged" detection.
-    last_state: HashMap<DictId, LastState>,
+    pub(crate) last_state: HashMap<DictId, LastState>,
     /// Interning caches keyed by the encoded bytes, so the hot path neither
     /// allocates nor decodes text.
     node_cache: Vec<(Vec<u8>, DictId)>,
@@ -576,7 +570,7 @@ fn call<'a>(
             c.state_arg.zip(prev).and_then(|(i, prev)| {
                 let item = a.list()?.nth(i)?;
                 (item.raw() == prev.bytes.as_slice() && !is_cut(item.raw()))
-                    .then(|| replace_element(a.raw(), item.raw(), &same_state_atom()))
+                    .then(|| replace_element(a.raw(), item.raw(), SAME_STATE_ETF))
             })
         }
         _ => None,
@@ -663,7 +657,7 @@ fn ret<'a>(
             }),
             Some(v),
         ) => behaviour::gen_server_result_state(v)
-            .map(|item| replace_element(v.raw(), item.raw(), &same_state_atom())),
+            .map(|item| replace_element(v.raw(), item.raw(), SAME_STATE_ETF)),
         _ => None,
     };
     let mut stored: NewEvent<'_> = e;
@@ -691,152 +685,4 @@ fn ret<'a>(
         }
     }
     Ok(())
-}
-
-/// What a callback's result says about its process's state.
-enum After {
-    /// No state in it (or not one that can be known).
-    Nothing,
-    /// Left out on purpose: the state is no longer known.
-    Forget,
-    /// The state after the callback, its [`state_flags`], and whether the
-    /// result may store it as '$es_state' (it is the state the callback was
-    /// given, nothing cut).
-    State {
-        bytes: Vec<u8>,
-        flags: u64,
-        shorten: bool,
-    },
-}
-
-fn state_after(st: &State, pid: DictId, b: Behaviour, c: &CallbackCall, v: View<'_>) -> After {
-    let Some(new) = behaviour::new_state(b, c, v) else {
-        return After::Nothing;
-    };
-    match behaviour::marker(&new) {
-        // The callback returned the very state it was given.
-        Some(Marker::Same) => match &c.old_state {
-            Some(old) => {
-                let cut = if is_cut(old) { TRUNCATED } else { 0 };
-                After::State {
-                    bytes: old.clone(),
-                    flags: UNCHANGED | cut,
-                    shorten: false,
-                }
-            }
-            // Unchanged, but what it was is not known (events were dropped).
-            None => After::Nothing,
-        },
-        Some(Marker::NotCaptured) => After::Forget,
-        None => {
-            let before = match &c.old_state {
-                Some(old) => Some(old.as_slice()),
-                None if c.before_unknown => None,
-                None => st.last_state.get(&pid).map(|l| l.bytes.as_slice()),
-            };
-            let flags = state_change(before, &new, c.before_unknown);
-            After::State {
-                shorten: flags & UNCHANGED != 0 && c.old_state.is_some(),
-                bytes: new,
-                flags,
-            }
-        }
-    }
-}
-
-/// The [`state_flags`] of a new state given the one before (if known).
-fn state_change(before: Option<&[u8]>, new: &[u8], before_unknown: bool) -> u64 {
-    let cut = is_cut(new);
-    let mut flags = if cut { TRUNCATED } else { 0 };
-    match before {
-        None if before_unknown => flags |= BEFORE_UNKNOWN,
-        None => {}
-        Some(old) if same_term(old, new) => {
-            flags |= if cut || is_cut(old) {
-                UNSURE
-            } else {
-                UNCHANGED
-            };
-        }
-        Some(_) => {}
-    }
-    flags
-}
-
-/// `container` with `element` (one of its elements' bytes) replaced.
-fn replace_element(container: &[u8], element: &[u8], with: &[u8]) -> Vec<u8> {
-    let at = element.as_ptr() as usize - container.as_ptr() as usize;
-    let end = at + element.len();
-    let mut out = Vec::with_capacity(container.len() - element.len() + with.len());
-    out.extend_from_slice(&container[..at]);
-    out.extend_from_slice(with);
-    out.extend_from_slice(&container[end..]);
-    out
-}
-
-fn same_state_atom() -> Vec<u8> {
-    elixirscope_term::encode_body(&Term::atom(elixirscope_term::cut::SAME_STATE))
-}
-
-/// Whether the capture limits cut something in an encoded term (their markers
-/// are atoms starting `$es_`).
-fn is_cut(bytes: &[u8]) -> bool {
-    elixirscope_term::cut::is_cut_bytes(bytes)
-}
-
-fn remember_state(st: &mut State, ctx: &NodeCtx, pid: DictId, bytes: Vec<u8>) {
-    st.last_state.insert(
-        pid,
-        LastState {
-            bytes,
-            dropped_at: ctx.dropped_total,
-        },
-    );
-}
-
-/// What a callback's state argument stands for when the tracer did not write
-/// it out: `'$es_state'` is the process's last recorded state (unless events
-/// were dropped since), `'$es_not_captured'` is unknown. A state written out
-/// in full is remembered as the latest.
-fn resolve_before(
-    st: &mut State,
-    ctx: &NodeCtx,
-    pid: DictId,
-    c: &mut CallbackCall,
-    already_recorded: bool,
-) {
-    let Some(old) = c.old_state.as_deref() else {
-        return;
-    };
-    match behaviour::marker(old) {
-        Some(Marker::Same) => {
-            c.old_state = st
-                .last_state
-                .get(&pid)
-                .filter(|l| l.dropped_at == ctx.dropped_total)
-                .map(|l| l.bytes.clone());
-            c.before_unknown = c.old_state.is_none();
-        }
-        Some(Marker::NotCaptured) => {
-            c.old_state = None;
-            c.before_unknown = true;
-            st.last_state.remove(&pid);
-        }
-        None if already_recorded => {}
-        None => {
-            let bytes = old.to_vec();
-            remember_state(st, ctx, pid, bytes);
-        }
-    }
-}
-
-fn same_term(a: &[u8], b: &[u8]) -> bool {
-    a == b
-        || match (
-            elixirscope_term::decode_body(a),
-            elixirscope_term::decode_body(b),
-        ) {
-            (Ok(x), Ok(y)) => x == y,
-            _ => false,
-        }
 }
