@@ -62,15 +62,21 @@ bound(Msg, SC0) ->
     end.
 
 %% Processes seen running state callbacks, and when their heap was last
-%% checked: a callback's call checks it again if that was over 100 ms ago.
-seen({trace_ts, Pid, call, {M, _, _}, _}, #sc{mods = Mods, seen = Seen} = SC)
-  when is_map_key(M, Mods) ->
+%% checked: a callback's call or return checks it again if that was over
+%% 100 ms ago.
+seen({trace_ts, Pid, Tag, {M, _, _}, _} = Msg, SC) when Tag =:= call ->
+    seen(Pid, M, Msg, SC);
+seen({trace_ts, Pid, return_from, {M, _, _}, _, _} = Msg, SC) ->
+    seen(Pid, M, Msg, SC);
+seen(_, SC) -> SC.
+
+seen(Pid, M, _Msg, #sc{mods = Mods, seen = Seen} = SC) when is_map_key(M, Mods) ->
     Now = erlang:monotonic_time(millisecond),
     case Seen of
         #{Pid := At} when Now - At < 100 -> SC;
         _ -> check_heap(Pid, SC#sc{seen = Seen#{Pid => Now}})
     end;
-seen(_, SC) -> SC.
+seen(_, _, _, SC) -> SC.
 
 check_heap(_, #sc{max_heap = infinity} = SC) -> SC;
 check_heap(Pid, #sc{max_heap = Max, levels = L, over = Over} = SC) ->

@@ -260,9 +260,13 @@ fn a_state_growing_past_the_heap_limit_during_capture_stops_being_copied() {
             "process",
             "--max-state-heap",
             "2MB",
-            // The heap limit alone decides here, not the tracer's cost.
+            // The heap limit alone decides here, not the tracer's cost or
+            // memory (the copies the VM made between the state's jump and the
+            // tracer's next look at it wait in the tracer's queue).
             "--max-tracer-cpu",
             "100%",
+            "--max-tracer-memory",
+            "2GB",
         ],
     );
     assert!(node.wait_until_traced(), "capture never started");
